@@ -1,0 +1,215 @@
+"""A fast path for decoding entries as writers usually store them, with the same verdicts.
+
+An audit decodes every entry of a keyspace, and most entries differ only in their name and
+their ``last_run_at``. Two shortcuts, both falling back to the full decoder for anything else:
+
+* **definitions** are memoised on their text with the leading ``"name"`` member cut out: every
+  finding except those about the name (pointer ``/name``) depends only on that rest, and the
+  name's own checks are re-run per entry;
+* **meta** in the canonical form (RedBeat's ``json.dumps`` output with an IANA zone) is read by
+  one regular expression; any value out of range, unknown zone or other form goes the full way.
+
+``tests/test_codec_fast.py`` shows with hypothesis that both paths give the same value and the
+same findings.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import datetime
+from typing import Final, NamedTuple
+from zoneinfo import ZoneInfo
+
+from beatspec._collector import Collector
+from beatspec._jsontext import MAX_FIELD_BYTES, MISSING, parse_json_text
+from beatspec.codec.decode import LAST_RUN_YEAR_LIMIT, _decode_name, decode_definition_value
+from beatspec.codec.types import DateTime, Definition, Entry, Meta, Schedule
+from beatspec.findings import Finding, Outcome, Report
+from beatspec.zones import is_known_zone
+
+__all__ = ["FastEntryDecoder", "Lean"]
+
+_NAME_HEAD: Final = b'{"name": "'
+_INT: Final = rb"(0|[1-9][0-9]*)"
+_META: Final = re.compile(
+    rb'\{"last_run_at": (?:null|\{"__type__": "datetime", "year": ' + _INT
+    + rb', "month": ' + _INT + rb', "day": ' + _INT + rb', "hour": ' + _INT
+    + rb', "minute": ' + _INT + rb', "second": ' + _INT + rb', "microsecond": ' + _INT
+    + rb', "timezone": "([A-Za-z][A-Za-z0-9_+/-]{0,63})"\})'
+    + rb'(?:, "total_run_count": (0|[1-9][0-9]{0,14}))?\}'
+)
+_DAYS: Final = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+#: Names that pass every name check (KEY-6, KEY-7, DEF-3): printable ASCII, no space, no
+#: leading ':' (so never a reserved suffix).
+_PLAIN_NAME: Final = re.compile(r"[A-Za-z0-9._@/+=-][A-Za-z0-9._:@/+=-]*")
+_EMPTY: Final = Report()
+
+
+_NEVER: Final = (None, None)
+
+
+Stamp = tuple[int, int, int, int, int, int, int]
+
+
+def _fast_meta(raw: bytes) -> tuple[Stamp | None, str | None, int | None] | None:
+    """The canonical meta forms as (datetime fields, zone, count), or None for anything the
+    full decoder must judge."""
+    match = _META.fullmatch(raw)
+    if match is None:
+        return None
+    groups = match.groups()
+    count = None if groups[8] is None else int(groups[8])
+    if count is not None and count > 2**53 - 1:
+        return None
+    if groups[0] is None:
+        return None, None, count
+    fields: Stamp = tuple(map(int, groups[:7]))  # type: ignore[assignment]
+    year, month, day, hour, minute, second, micro = fields
+    zone = groups[7].decode("ascii")
+    if not (2 <= year < LAST_RUN_YEAR_LIMIT and 1 <= month <= 12 and hour <= 23 and minute <= 59
+            and second <= 59 and micro <= 999_999 and is_known_zone(zone)):
+        return None
+    leap = month == 2 and year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+    if not 1 <= day <= _DAYS[month - 1] + leap:
+        return None
+    return fields, zone, count
+
+
+class Lean(NamedTuple):
+    """What the audit needs of an entry (``schedule`` None when a MUST is broken)."""
+
+    schedule: Schedule | None
+    enabled: bool
+    last_run_at: datetime | None
+    timezone: str | None
+    report: Report
+
+
+class FastEntryDecoder:
+    """``decode_entry`` with memoised definitions; one instance per audit (or longer)."""
+
+    def __init__(self, *, profile: str = "core", size: int = 4096) -> None:
+        self.profile = profile
+        self.size = size
+        # rest of the text -> (definition decoded with a neutral name, its findings, parsed?)
+        self._cache: OrderedDict[bytes, tuple[Definition | None, tuple[Finding, ...], bool]] = (
+            OrderedDict())
+        self.hits = self.misses = 0
+
+    def decode(self, fields: Mapping[str, bytes], *, name: str, key: str
+               ) -> tuple[Entry | None, Report]:
+        """The decoded entry and the report, as ``decode_entry`` gives them."""
+        lean, entry = self._decode(fields, name=name, key=key, full=True)
+        return entry, lean.report
+
+    def decode_lean(self, fields: Mapping[str, bytes], *, name: str, key: str) -> Lean:
+        """Only what judging needs, without building the entry's objects."""
+        return self._decode(fields, name=name, key=key, full=False)[0]
+
+    def _decode(self, fields: Mapping[str, bytes], *, name: str, key: str, full: bool
+                ) -> tuple[Lean, Entry | None]:
+        from beatspec.codec import decode_entry
+
+        definition_raw = fields.get("definition")
+        meta_raw = fields.get("meta")
+        split = None
+        if len(fields) == 2 and isinstance(definition_raw, bytes) and isinstance(meta_raw, bytes):
+            split = _split_name(definition_raw)
+        meta = _fast_meta(meta_raw) if split is not None else None  # type: ignore[arg-type]
+        if split is None or meta is None:
+            decoded = decode_entry(fields, name=name, key=key, profile=self.profile)
+            entry = decoded.value
+            if entry is None:
+                return self._without_meta(fields, name, key, decoded.report), None
+            last = None
+            if entry.meta is not None and entry.meta.last_run_at is not None:
+                last = entry.meta.last_run_at.to_datetime()
+            zone = entry.extensions.timezone if entry.extensions is not None else None
+            return Lean(entry.definition.schedule, entry.definition.enabled, last, zone,
+                        decoded.report), entry
+        own_name, rest = split
+        cached = self._cache.get(rest)
+        if cached is None:
+            self.misses += 1
+            cached = self._decode_rest(rest, key)
+            self._cache[rest] = cached
+            if len(self._cache) > self.size:
+                self._cache.popitem(last=False)
+        else:
+            self.hits += 1
+            self._cache.move_to_end(rest)
+        template, findings, parsed = cached
+        if parsed and own_name == name and _PLAIN_NAME.fullmatch(own_name):
+            name_findings: list[Finding] = []  # what _decode_name finds for a plain name: nothing
+        else:
+            out = Collector(key=key, field="definition")
+            if parsed:  # the full decoder checks the name only when the text parses
+                _decode_name({"name": own_name}, out, name)
+            name_findings = out.findings
+        report = _EMPTY if not findings and not name_findings else Report.of(
+            _merge(name_findings, findings, key))
+        if template is None or (report is not _EMPTY and not report.valid()):
+            return Lean(None, False, None, None, report), None
+        stamp, zone_name, count = meta
+        last_run = None
+        if stamp is not None and zone_name is not None:
+            y, mo, d, h, mi, sec, us = stamp
+            last_run = datetime(y, mo, d, h, mi, sec, us, tzinfo=ZoneInfo(zone_name))
+        lean = Lean(template.schedule, template.enabled, last_run, None, report)
+        if not full:
+            return lean, None
+        stored = None if stamp is None else DateTime(*stamp, zone_name)
+        return lean, Entry(replace(template, name=own_name), Meta(stored, count), None)
+
+    def _without_meta(self, fields: Mapping[str, bytes], name: str, key: str,
+                      report: Report) -> Lean:
+        """An entry whose meta is missing is still scheduled as never run (RedBeat reads no meta
+        as last_run_at null), so its score can be judged when its definition decodes."""
+        from beatspec.codec import decode_definition
+
+        raw = fields.get("definition")
+        if fields.get("meta") not in (None, b"", "") or raw in (None, b"", ""):
+            return Lean(None, False, None, None, report)
+        definition = decode_definition(raw, name=name, key=key,
+                                       profile=self.profile).value
+        if definition is None:
+            return Lean(None, False, None, None, report)
+        return Lean(definition.schedule, definition.enabled, None, None, report)
+
+    def _decode_rest(self, rest: bytes, key: str
+                     ) -> tuple[Definition | None, tuple[Finding, ...], bool]:
+        """Decode the definition with a neutral name ("x"): nothing it finds is about the name."""
+        out = Collector(key=key, field="definition")
+        value = parse_json_text(_NAME_HEAD + b"x" + rest, out)
+        if value is MISSING:
+            return None, tuple(out.findings), False
+        definition = decode_definition_value(value, out, name=None, profile=self.profile)
+        return definition, tuple(out.findings), True
+
+
+_NAME_MEMBER: Final = re.compile(rb'\{"name": "([^"\\\x00-\x1f]+)"')
+
+
+def _split_name(raw: bytes) -> tuple[str, bytes] | None:
+    """The name and the rest of a definition that starts with a plain ``"name"`` member."""
+    match = _NAME_MEMBER.match(raw)
+    if match is None or len(raw) > MAX_FIELD_BYTES:
+        return None
+    try:
+        name = match.group(1).decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return name, raw[match.end() - 1:]
+
+
+def _merge(name_findings: list[Finding], cached: tuple[Finding, ...], key: str
+           ) -> list[Finding]:
+    """The findings in the full decoder's order: name checks come after the member checks
+    (DEF-1) and before the rest; cached findings are re-keyed to this entry."""
+    rekeyed = [f if f.key == key else replace(f, key=key) for f in cached]
+    head = [f for f in rekeyed if f.rule == "DEF-1" and f.outcome is Outcome.FAILED]
+    tail = [f for f in rekeyed if not (f.rule == "DEF-1" and f.outcome is Outcome.FAILED)]
+    return [*head, *name_findings, *tail]

@@ -1,0 +1,115 @@
+"""The codec's fast path gives the same values and findings as the full decoder (property test).
+
+The audit decodes through :class:`beatspec.codec._fast.FastEntryDecoder`; this is what makes
+that allowed (issue C: "a faster path is fine only if a property test shows it gives the same
+verdicts").
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from beatspec.codec import decode_entry
+from beatspec.codec._fast import FastEntryDecoder
+from beatspec.findings import Finding
+
+SCHEDULES = [
+    {"__type__": "interval", "every": 300.0, "relative": False},
+    {"__type__": "crontab", "minute": "*/15", "hour": "*", "day_of_week": "*",
+     "day_of_month": "*", "month_of_year": "*"},
+    {"__type__": "rrule", "freq": 2, "interval": 1, "wkst": None, "count": None,
+     "bysetpos": None, "bymonth": None, "bymonthday": None, "byyearday": None, "byeaster": None,
+     "byweekno": None, "byweekday": [0, 2], "byhour": 9, "byminute": 0, "bysecond": None,
+     "dtstart": 1704067200, "dtstart_tz": 0},
+    {"__type__": "interval", "every": 60},
+    {"__type__": "crontab", "minute": "99"},
+    30,
+]
+NAMES = ["report", "entry-1", "r\u00e9sum\u00e9", ":lock", "has space", "", "x" * 300, ":x"]
+JUNK = [None, 1, "x", [], {}, {"__type__": "interval"}, {"__type__": "datetime", "year": 2024},
+        2**60, 1.5, True]
+
+
+def _definition(name: str, schedule: object, extra: dict[str, object]) -> dict[str, object]:
+    doc: dict[str, object] = {"name": name, "task": "proj.t", "args": [1], "kwargs": {},
+                              "options": {}, "schedule": schedule, "enabled": True}
+    doc.update(extra)
+    return doc
+
+
+definitions = st.builds(
+    _definition,
+    st.sampled_from(NAMES),
+    st.sampled_from(SCHEDULES),
+    st.dictionaries(st.sampled_from(["task", "args", "kwargs", "options", "enabled", "foo",
+                                     "relative"]), st.sampled_from(JUNK), max_size=2),
+).map(lambda d: json.dumps(d).encode())
+
+raw_definitions = st.sampled_from([
+    b'{"name": "a", "name": "b", "task": "t", "schedule": 5}',
+    b'{"name": "a", "task": NaN}',
+    b'{"name": "a", "task": "t", "args": [' + b"9" * 30 + b"]}",
+    b'{"name": "a\\u0041", "task": "t", "schedule": 5}',
+    b'{"name": "a", "task": "t", "schedule": {"__type__": "interval", "every": 1e999}}',
+    b'{"name": "\xff", "task": "t"}',
+    b'{"name": "a"',
+])
+
+DATETIME = ('{{"__type__": "datetime", "year": {y}, "month": {mo}, "day": {d}, "hour": {h}, '
+            '"minute": {mi}, "second": 0, "microsecond": 0, "timezone": "{tz}"}}')
+metas = st.one_of(
+    st.builds(
+        lambda y, mo, d, h, mi, tz, count: (
+            '{"last_run_at": ' + DATETIME.format(y=y, mo=mo, d=d, h=h, mi=mi, tz=tz)
+            + (f', "total_run_count": {count}' if count is not None else "") + "}"
+        ).encode(),
+        st.sampled_from([1, 2, 2024, 2023, 9998, 9999, 10000]),
+        st.sampled_from([0, 1, 2, 12, 13]),
+        st.sampled_from([0, 1, 28, 29, 30, 31, 32]),
+        st.sampled_from([0, 23, 24]),
+        st.sampled_from([0, 59, 60]),
+        st.sampled_from(["UTC", "Europe/Berlin", "Mars/Olympus", "localtime", "+05:00"]),
+        st.sampled_from([None, 0, 7, 2**53, 2**60]),
+    ),
+    st.sampled_from([
+        b'{"last_run_at": null}', b'{"last_run_at": null, "total_run_count": 3}', b"{}",
+        b'{"last_run_at": null, "total_run_count": 007}', b'{"total_run_count": 3}',
+        b'{"last_run_at": 5}', b"", b"nonsense",
+    ]),
+)
+
+
+def _key(finding: Finding) -> tuple[object, ...]:
+    return (finding.rule, finding.outcome, finding.pointer, finding.field, finding.key,
+            finding.found, finding.message)
+
+
+DECODER = FastEntryDecoder()
+
+
+@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(definition=st.one_of(definitions, raw_definitions), meta=metas,
+       key_name=st.sampled_from(NAMES[:3]))
+def test_fast_path_equals_full_decoder(definition: bytes, meta: bytes, key_name: str) -> None:
+    fields = {"definition": definition, "meta": meta}
+    key = "redbeat:" + key_name
+    full = decode_entry(fields, name=key_name, key=key)
+    value, report = DECODER.decode(fields, name=key_name, key=key)
+    assert value == full.value
+    assert Counter(map(_key, report)) == Counter(map(_key, full.report))
+
+
+def test_the_cache_is_used() -> None:
+    decoder = FastEntryDecoder()
+    meta = b'{"last_run_at": null}'
+    for index in range(50):
+        text = json.dumps(_definition(f"e{index}", SCHEDULES[1], {})).encode()
+        value, report = decoder.decode({"definition": text, "meta": meta}, name=f"e{index}",
+                                       key=f"redbeat:e{index}")
+        assert value is not None and value.definition.name == f"e{index}"
+        assert report.valid(strict=True)
+    assert (decoder.misses, decoder.hits) == (1, 49)
