@@ -120,7 +120,8 @@ def _entry_pass(keyspace: Keyspace, options: AuditOptions, result: AuditResult,
     now, zone = now_zone
     layout = keyspace.layout
     reserved = {layout.schedule_key: "zset", layout.statics_key: "set",
-                layout.lock_key: "string", layout.declaration_key: "hash"}
+                layout.lock_key: "string", layout.declaration_key: "hash",
+                layout.scheduler_key: "hash", layout.invalid_key: "hash"}
     decoder = FastEntryDecoder(profile=result.profile)
     foreign = layout.prefix + "schedule"  # the celery-rs port's single hash (KEY-9)
     for scanned in keyspace.scan_keys(options.batch):

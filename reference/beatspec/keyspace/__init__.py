@@ -39,7 +39,7 @@ READ_COMMANDS = (
 
 DEFAULT_PREFIX = "redbeat:"
 #: Suffixes of the keys that are not entries (KEY-3, KEY-4, KEY-5, KEY-8).
-RESERVED_SUFFIXES = (":schedule", ":statics", ":lock", ":beatspec")
+RESERVED_SUFFIXES = (":schedule", ":statics", ":lock", ":beatspec", ":scheduler", ":invalid")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +64,16 @@ class Layout:
     @property
     def declaration_key(self) -> str:
         return self.prefix + ":beatspec"
+
+    @property
+    def scheduler_key(self) -> str:
+        """The hash where a beatspec scheduler publishes its state (spec §11.4)."""
+        return self.prefix + ":scheduler"
+
+    @property
+    def invalid_key(self) -> str:
+        """The hash of entries a beatspec scheduler backs off as invalid (spec §11.4)."""
+        return self.prefix + ":invalid"
 
     def entry_key(self, name: str) -> str:
         return self.prefix + name
