@@ -18,6 +18,7 @@ import click
 
 from beatspec import SPEC_VERSION, __version__
 from beatspec._cli_redis import connection_options, options_from
+from beatspec._cli_run import run_command, status_command
 from beatspec._jsontext import MAX_FIELD_BYTES
 from beatspec._output import render_json, render_text
 from beatspec.rules import RULES
@@ -378,6 +379,10 @@ def vectors_check(root: Path | None) -> None:
     for line in result.notes:
         click.echo(line)
     sys.exit(1 if result.problems else 0)
+
+
+cli.add_command(run_command)
+cli.add_command(status_command)
 
 
 def main() -> None:

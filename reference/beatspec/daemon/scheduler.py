@@ -1,0 +1,422 @@
+"""The scheduler loop: leadership, ticks, fenced commits, publishing (spec §10, §11, §11.5).
+
+One process runs one :class:`Scheduler`. It is either a **standby**, trying ``SET NX PX`` every
+``retry_interval`` seconds, or the **leader**, which extends the lock every third of its TTL and
+ticks. Losing the lock, or a Redis error that outlasts the lease, makes it a standby again: the
+loop never exits on its own except for ``--once`` and signals.
+
+Delivery is **at most once**, as with RedBeat: a tick commits ``meta`` and the next score in one
+fenced script per batch, then publishes. A message is published only while the leader's lease
+(the time the last acquire/extend was sent, plus 90 % of the TTL) has not run out, so a leader
+paused past its TTL never publishes after it wakes up; its runs are lost, not repeated.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import json
+import math
+import os
+import random
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+import redis
+
+from beatspec import __version__
+from beatspec.codec._fast import FastEntryDecoder
+from beatspec.daemon.config import RunConfig
+from beatspec.daemon.logs import LOGGER
+from beatspec.daemon.messages import Publisher, PublishFailed, TaskMessage, build_message
+from beatspec.daemon.metrics import Metrics
+from beatspec.daemon.plan import Decision, decide
+from beatspec.daemon.statics import ScheduleFileError, StaticSchedule, load_schedule, sync_statics
+from beatspec.findings import Finding, Outcome
+from beatspec.keyspace import Keyspace
+from beatspec.keyspace.scheduling import Change, DueMember, LoadedEntry, ScheduleStore
+
+__all__ = ["Scheduler"]
+
+_LEASE = 0.9  # share of the TTL a leader trusts its lock for, counted from sending the command
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    """A committed run waiting for its jitter delay."""
+
+    message: TaskMessage
+    slot: float  # due time, epoch seconds
+    key: str
+
+
+class Scheduler:
+    """A beatspec scheduler on one keyspace (see the module docstring)."""
+
+    def __init__(self, config: RunConfig, store: ScheduleStore, publisher: Publisher, *,
+                 metrics: Metrics | None = None, clock: Callable[[], float] = time.time,
+                 rng: random.Random | None = None) -> None:
+        self.config = config
+        self.store = store
+        self.publisher = publisher
+        self.metrics = metrics or Metrics()
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.app_zone: tzinfo = ZoneInfo(config.app_timezone)
+        self.token: str | None = None
+        self.leader_since: float | None = None
+        self.lease_until = 0.0  # monotonic
+        self.next_renew = 0.0  # monotonic
+        self.stopping = threading.Event()
+        self.reload = threading.Event()
+        self.statics: StaticSchedule | None = None
+        self.fired = 0
+        self._decoder = FastEntryDecoder()
+        self._profile = "core"
+        self._invalid: dict[str, tuple[str, int]] = {}  # key -> (fingerprint, attempts)
+        self._pending: list[tuple[float, int, _Pending]] = []
+        self._sequence = itertools.count()
+        self._host = socket.gethostname()
+
+    # ------------------------------------------------------------------------ leadership
+
+    @property
+    def is_leader(self) -> bool:
+        return self.token is not None
+
+    def _lease_valid(self) -> bool:
+        return self.is_leader and time.monotonic() < self.lease_until
+
+    def campaign(self) -> bool:
+        """One acquisition attempt (LOCK-1); on success, become the leader and sync statics."""
+        token = uuid.uuid1().hex
+        sent = time.monotonic()
+        ttl_ms = int(self.config.lock_ttl * 1000)
+        if not self.store.acquire(token, ttl_ms):
+            return False
+        self.token = token
+        self.leader_since = self.clock()
+        self.lease_until = sent + self.config.lock_ttl * _LEASE
+        self.next_renew = sent + self.config.renew_interval
+        self.metrics.leader.set(1)
+        self.metrics.elections.inc()
+        self.metrics.lock_ttl.set(self.config.lock_ttl)
+        self._profile = _declared_profile(self.store)
+        self._decoder = FastEntryDecoder(profile=self._profile)
+        LOGGER.info("became the leader", extra={"token": token, "lock": self.store.layout.lock_key})
+        self._sync_statics()
+        self._publish_status()
+        return self.is_leader
+
+    def renew(self) -> bool:
+        """Extend the lock (LOCK-2); step down if it is no longer ours."""
+        assert self.token is not None
+        sent = time.monotonic()
+        if not self.store.extend(self.token, int(self.config.lock_ttl * 1000)):
+            self.step_down("the lock was lost (expired, taken over, or Redis restarted)")
+            return False
+        self.lease_until = sent + self.config.lock_ttl * _LEASE
+        self.next_renew = sent + self.config.renew_interval
+        self.metrics.lock_ttl.set(self.config.lock_ttl)
+        self._publish_status()
+        return True
+
+    def step_down(self, reason: str) -> None:
+        """Stop leading at once: drop pending jittered runs, keep running as a standby."""
+        if self.token is None:
+            return
+        LOGGER.warning("stepping down to standby: %s", reason, extra={"token": self.token})
+        if self._pending:
+            LOGGER.warning("%d jittered runs not sent", len(self._pending))
+            self._pending.clear()
+        self.token = None
+        self.leader_since = None
+        self.lease_until = 0.0
+        self.metrics.leader.set(0)
+        self.metrics.step_downs.inc()
+
+    def release(self) -> None:
+        """Release the lock if it is still ours (LOCK-3)."""
+        if self.token is None:
+            return
+        try:
+            released = self.store.release(self.token)
+        except redis.RedisError as exc:
+            LOGGER.warning("could not release the lock: %s", exc)
+            released = False
+        LOGGER.info("released the lock" if released else "the lock was no longer ours")
+        self.token = None
+        self.metrics.leader.set(0)
+
+    # ---------------------------------------------------------------------------- ticks
+
+    def tick(self, *, budget: float | None = None) -> float:
+        """Handle every due entry (bounded batches); return how long to sleep.
+
+        ``budget`` bounds the seconds spent before returning 0, so the loop can extend the
+        lock during a long backlog; None means no bound (``--once``).
+        """
+        started = time.monotonic()
+        now = self.clock()
+        max_score = math.floor(now)
+        offset = 0
+        seen: set[str] = set()
+        with self.metrics.tick.time():
+            while self.is_leader:
+                page = self.store.due(max_score, offset=offset, count=self.config.batch)
+                fresh = [m for m in page if m.key not in seen]
+                kept = len(page) - len(fresh)
+                if fresh:
+                    self.metrics.batch.observe(len(fresh))
+                    stayed = self._handle(fresh, now, max_score)
+                    if stayed is None:
+                        return 0.0
+                    kept += stayed
+                    seen.update(m.key for m in fresh)
+                offset += kept
+                if len(page) < self.config.batch:
+                    break
+                if budget is not None and time.monotonic() - started > budget:
+                    return 0.0
+            upcoming = self.store.next_score(max_score)
+        wait = self.config.max_interval
+        if upcoming is not None:
+            wait = min(wait, max(upcoming - self.clock(), 0.0))
+        if self._pending:
+            wait = min(wait, max(self._pending[0][0] - time.monotonic(), 0.0))
+        return wait
+
+    def _handle(self, members: Sequence[DueMember], now_ts: float, max_score: int) -> int | None:
+        """Decide, commit and publish one batch; the number of members left in the due range,
+        or None when the lock turned out not to be ours."""
+        now = datetime.fromtimestamp(now_ts, UTC)
+        loaded = self.store.load([m.key for m in members])
+        changes: list[Change] = []
+        fires: dict[str, tuple[Decision, Any]] = {}
+        for member, entry in zip(members, loaded, strict=True):
+            change = self._change_for(member, entry, now, fires)
+            if change is not None:
+                changes.append(change)
+        assert self.token is not None
+        done = self.store.commit(self.token, changes)
+        if done is None:
+            self.step_down("the lock was not ours at commit time (fenced write refused)")
+            return None
+        written: dict[str, float] = {}
+        for change, ok in zip(changes, done, strict=True):
+            key = change.entry.key
+            if not ok:
+                self.metrics.conflicts.inc()
+                fires.pop(key, None)
+                continue
+            written[key] = -1.0 if change.op == "D" else float(change.score)
+        self._send(fires, now_ts)
+        return sum(1 for m in members
+                   if m.key not in written or 0 <= written[m.key] <= max_score)
+
+    def _change_for(self, member: DueMember, entry: LoadedEntry, now: datetime,
+                    fires: dict[str, tuple[Decision, Any]]) -> Change | None:
+        layout = self.store.layout
+        name = layout.name_of(entry.key)
+        if name is None:
+            return self._back_off(entry, now, _finding(
+                "ZSET-1", entry.key, "the schedule member is not a key under the prefix",
+                f"members are full keys: ZADD {layout.schedule_key} <score> "
+                f"{layout.prefix}<name> (the scheduler never deletes it)"), op="b")
+        if not entry.exists:
+            return self._back_off(entry, now, _finding(
+                "ZSET-6", entry.key, "no entry hash for this schedule member",
+                "write the entry hash, or ZREM the member (the scheduler never deletes it)"))
+        if not entry.fields:  # WRONGTYPE
+            return self._back_off(entry, now, _finding(
+                "ENT-1", entry.key, "the entry key does not hold a hash",
+                "store the entry as a hash with definition and meta fields"))
+        decoded, report = self._decoder.decode(entry.fields, name=name, key=entry.key)
+        failed = [f for f in report.findings if f.outcome is Outcome.FAILED]
+        if decoded is None or failed:
+            return self._back_off(entry, now, failed[0] if failed else _finding(
+                "DEF-1", entry.key, "the entry could not be decoded", "run beatspec validate"))
+        decision = decide(decoded, now=now, app_zone=self.app_zone, stored_score=member.score,
+                          rng=self.rng)
+        recovered = self._invalid.pop(entry.key, None) is not None
+        if decision.action == "fire":
+            fires[entry.key] = (decision, decoded)
+        if decision.action == "delete":
+            return Change("D", entry)
+        if decision.meta is not None:
+            return Change("M", entry, meta=decision.meta, score=decision.score or 0)
+        if decision.score is not None:
+            return Change("Z", entry, score=decision.score)
+        if recovered:  # drop the note in the invalid-entries hash
+            return Change("Z", entry, score=member.score)
+        return None
+
+    def _back_off(self, entry: LoadedEntry, now: datetime, finding: Finding,
+                  op: Literal["B", "b"] = "B") -> Change:
+        """Move an invalid entry's score forward (bounded exponential back-off); log once per
+        change of the entry."""
+        fingerprint = entry.fingerprint
+        previous = self._invalid.get(entry.key)
+        attempts = previous[1] + 1 if previous and previous[0] == fingerprint else 0
+        self._invalid[entry.key] = (fingerprint, attempts)
+        delay = min(self.config.backoff_max, self.config.backoff_min * 2 ** min(attempts, 20))
+        retry = math.floor(now.timestamp() + delay)
+        if attempts == 0:
+            self.metrics.invalid_seen.labels(finding.rule).inc()
+            LOGGER.warning(
+                "invalid entry not fired: %s", finding.message,
+                extra={"rule": finding.rule, "key": entry.key, "field": finding.field,
+                       "pointer": finding.pointer or "/", "hint": finding.hint,
+                       "retry_in": delay})
+        note = json.dumps({
+            "rule": finding.rule, "field": finding.field, "pointer": finding.pointer,
+            "found": finding.found, "message": finding.message, "hint": finding.hint,
+            "attempts": attempts + 1, "seen_at": now.isoformat(),
+            "retry_at": datetime.fromtimestamp(retry, UTC).isoformat()})
+        return Change(op, entry, score=retry, note=note)
+
+    # ------------------------------------------------------------------------ publishing
+
+    def _send(self, fires: dict[str, tuple[Decision, Any]], now_ts: float) -> None:
+        at = time.monotonic()
+        for key, (decision, entry) in fires.items():
+            for fire in decision.fires:
+                message = build_message(
+                    entry.definition, now=datetime.fromtimestamp(now_ts + fire.delay, UTC),
+                    app_zone=self.app_zone, origin=self.publisher.origin,
+                    reply_to=self.publisher.reply_to, default_queue=self.config.default_queue)
+                pending = _Pending(message, fire.slot.timestamp(), key)
+                if fire.delay > 0:
+                    heapq.heappush(self._pending, (at + fire.delay, next(self._sequence),
+                                                   pending))
+                else:
+                    self._publish(pending)
+
+    def flush_pending(self) -> None:
+        """Publish jittered runs whose delay has passed."""
+        while self._pending and self._pending[0][0] <= time.monotonic():
+            self._publish(heapq.heappop(self._pending)[2])
+
+    def _publish(self, pending: _Pending) -> None:
+        if not self._lease_valid():
+            LOGGER.warning("run not sent: the lease ran out before publishing",
+                           extra={"key": pending.key, "task_id": pending.message.task_id})
+            self.metrics.publish_errors.inc()
+            return
+        try:
+            self.publisher.publish(pending.message)
+        except PublishFailed as exc:
+            self.metrics.publish_errors.inc()
+            LOGGER.error("run lost: the broker did not take the message: %s", exc,
+                         extra={"key": pending.key, "task_id": pending.message.task_id})
+            return
+        self.fired += 1
+        self.metrics.fires.inc()
+        self.metrics.lateness.observe(max(self.clock() - pending.slot, 0.0))
+
+    # --------------------------------------------------------------------------- statics
+
+    def load_statics(self) -> None:
+        """(Re)read ``--schedule``; an unreadable file keeps the previous one on SIGHUP."""
+        if self.config.schedule_file is None:
+            return
+        self.statics = load_schedule(self.config.schedule_file)
+        LOGGER.info("read %d static entries from %s", len(self.statics.entries),
+                    self.config.schedule_file)
+
+    def _sync_statics(self) -> None:
+        if self.statics is None or self.token is None:
+            return
+        result = sync_statics(self.store, self.token, self.statics, now=datetime.now(UTC),
+                              app_zone=self.app_zone)
+        if result is None:
+            self.step_down("the lock was not ours when syncing static entries")
+            return
+        installed, deleted = result
+        LOGGER.info("synced static entries", extra={"installed": installed, "deleted": deleted})
+
+    def _publish_status(self) -> None:
+        if self.token is None:
+            return
+        self.store.publish_status(self.token, {
+            "token": self.token, "host": self._host, "pid": str(os.getpid()),
+            "version": __version__,
+            "since": _iso(self.leader_since or self.clock()),
+            "heartbeat": _iso(self.clock()),
+            "lock_ttl": f"{self.config.lock_ttl:g}",
+            "fired": str(self.fired),
+        })
+        self.metrics.invalid.set(self.store.counts()["invalid"])
+
+    # ------------------------------------------------------------------------- the loop
+
+    def run(self) -> None:
+        """Run until :attr:`stopping` is set; then finish and release the lock."""
+        while not self.stopping.is_set():
+            delay = self.step()
+            self.stopping.wait(max(delay, 0.0))
+        self.release()
+
+    def step(self) -> float:
+        """One turn of the loop; returns the seconds to wait before the next one."""
+        try:
+            if self.reload.is_set():
+                self.reload.clear()
+                self._reload()
+            if not self.is_leader:
+                return 0.0 if self.campaign() else self.config.retry_interval
+            if time.monotonic() >= self.next_renew and not self.renew():
+                return self.config.retry_interval
+            self.flush_pending()
+            wait = self.tick(budget=self.config.renew_interval / 2)
+            return min(wait, max(self.next_renew - time.monotonic(), 0.0))
+        except (redis.RedisError, OSError) as exc:
+            self.metrics.redis_errors.inc()
+            LOGGER.warning("Redis error: %s", exc)
+            if self.is_leader and not self._lease_valid():
+                self.step_down("Redis unreachable for longer than the lease")
+            return self.config.retry_interval
+
+    def _reload(self) -> None:
+        try:
+            self.load_statics()
+        except ScheduleFileError as exc:
+            LOGGER.error("schedule file not reloaded, keeping the previous one: %s", exc)
+            return
+        self._sync_statics()
+
+    def run_once(self) -> bool:
+        """``--once``: take the lock, sync statics, handle every due entry, send jittered runs
+        when due, release. False if another scheduler holds the lock."""
+        if not self.campaign():
+            return False
+        try:
+            self.tick(budget=None)
+            while self._pending and self.is_leader:
+                time.sleep(max(self._pending[0][0] - time.monotonic(), 0.0))
+                if time.monotonic() >= self.next_renew:
+                    self.renew()
+                self.flush_pending()
+        finally:
+            self.release()
+        return True
+
+
+def _finding(rule: str, key: str, message: str, hint: str) -> Finding:
+    return Finding(rule, Outcome.FAILED, "", "", message, hint, key=key)
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
+
+
+def _declared_profile(store: ScheduleStore) -> str:
+    kind, fields = Keyspace(store.client, store.layout).declaration()
+    return "extended" if kind == "hash" and fields.get("profile") == "extended" else "core"
