@@ -227,6 +227,8 @@ SCHEDULE = P + ":schedule"
 STATICS = P + ":statics"
 LOCK = P + ":lock"
 DECLARATION = P + ":beatspec"
+SCHEDULER = P + ":scheduler"
+INVALID = P + ":invalid"
 REPORT = P + "report"
 
 
@@ -643,6 +645,20 @@ def lock() -> Iterator[Scenario]:
     yield sc(f, "lock holding a token that is no uuid, with a TTL",
              good().raw(LOCK, "string", "beat@host-7", ttl_ms=1500000),
              comment="tokens are opaque")
+    token = "1ff32c82e61e11f19d7f02fc00000001"
+    status = {"token": token, "host": "beat-1", "pid": "4242", "version": "0.1.0",
+              "since": "2026-11-21T23:40:48+00:00", "heartbeat": "2026-11-21T23:44:18+00:00",
+              "lock_ttl": "10", "fired": "1520"}
+    note = js({"rule": "JSON-1", "field": "definition", "pointer": "", "found": "line 1 column 2",
+               "message": "not valid JSON", "hint": "check quoting and commas", "attempts": 1,
+               "seen_at": "2026-11-21T23:44:08+00:00", "retry_at": "2026-11-21T23:44:18+00:00"})
+    yield sc(f, "status hashes of a beatspec scheduler that leads",
+             good().raw(LOCK, "string", token, ttl_ms=10000).raw(SCHEDULER, "hash", status)
+             .raw(INVALID, "hash", {P + "gone": note}),
+             info=[I("KEY-10", SCHEDULER), I("KEY-10", INVALID)],
+             comment="spec 11.4: a backed-off member need not exist any more; the note lists it")
+    yield sc(f, "scheduler status key holding a string", good().raw(SCHEDULER, "string", token),
+             [N("KEY-10", SCHEDULER)])
 
 
 def declaration() -> Iterator[Scenario]:

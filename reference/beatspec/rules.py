@@ -45,6 +45,8 @@ _TABLE: tuple[tuple[str, Level, str, str], ...] = (
     ("KEY-7", _S, "document", "an entry name should be printable, without whitespace or a leading ':'"),
     ("KEY-8", _Y, "keyspace", "prefix + ':beatspec' is a hash declaring the version and profile"),
     ("KEY-9", _S, "keyspace", "no other keys should live under the prefix"),
+    ("KEY-10", _S, "keyspace", "prefix + ':scheduler' and ':invalid' are status hashes written only by "
+                               "the lock holder"),
     # --- entry hash -------------------------------------------------------------------------
     ("ENT-1", _M, "keyspace", "an entry key holds a hash"),
     ("ENT-2", _M, "document", "the entry hash has a non-empty 'definition' field"),
@@ -151,6 +153,20 @@ _TABLE: tuple[tuple[str, Level, str, str], ...] = (
     ("LOCK-4", _M, "scheduler", "only the lock holder fires entries and writes meta and scores"),
     ("LOCK-5", _S, "scheduler", "the lock TTL exceeds the longest pause between extensions"),
     ("LOCK-6", _M, "keyspace", "the lock key always has a TTL"),
+    ("LOCK-7", _M, "scheduler", "every scheduler write is fenced by the lock token; no message once "
+                                "the lease ran out"),
+    # --- the beatspec scheduler (spec 11.5) ---------------------------------------------------
+    ("RUN-1", _M, "scheduler", "an invalid entry is never fired, changed or deleted; it is backed off"),
+    ("RUN-2", _M, "scheduler", "a failure confined to one entry never stops the scheduler or delays "
+                               "others"),
+    ("RUN-3", _M, "scheduler", "meta and score are committed before the message is published (at "
+                               "most once)"),
+    ("RUN-4", _M, "scheduler", "meta and scores are written only if the entry is unchanged since it "
+                               "was read"),
+    ("RUN-5", _S, "scheduler", "a scheduler that loses the lock returns to standby; short TTL, "
+                               "frequent retries"),
+    ("RUN-6", _M, "scheduler", "static entries are synced only by the lock holder, keeping meta, "
+                               "deleting stale ones"),
     # --- writers ----------------------------------------------------------------------------
     ("WRITE-1", _M, "writer", "create: HSET definition, HSETNX meta, ZADD, in one MULTI"),
     ("WRITE-2", _M, "writer", "update keeps meta and recomputes the score from it"),

@@ -30,6 +30,7 @@ from beatspec.audit._checks import (
     check_other_key,
     check_server,
     check_statics,
+    check_status_key,
 )
 from beatspec.audit._result import AuditResult, RuleFilter
 from beatspec.codec._fast import FastEntryDecoder
@@ -150,6 +151,8 @@ def _entry_pass(keyspace: Keyspace, options: AuditOptions, result: AuditResult,
                     check_index_type(result, key, key_kind, "KEY-3", "zset")
                 elif key == layout.statics_key:
                     check_index_type(result, key, key_kind, "KEY-4", "set")
+                elif key in (layout.scheduler_key, layout.invalid_key):
+                    check_status_key(result, key, key_kind)
                 elif key in reserved or key_kind == "none":
                     continue
                 elif key not in scheduled:

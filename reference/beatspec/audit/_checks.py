@@ -23,6 +23,7 @@ __all__ = [
     "check_other_key",
     "check_server",
     "check_statics",
+    "check_status_key",
 ]
 
 ENTRY_RULES = ("ENT-1", "ENT-2", "ENT-3", "ZSET-2", "ZSET-3", "ZSET-4", "ZSET-5")
@@ -170,6 +171,17 @@ def check_index_type(result: AuditResult, key: str, kind: str, rule: str, want: 
     if kind not in (want, "none"):
         result.add(_finding(rule, key, kind, f"{key} is a {kind}, not a {want}: RedBeat's "
                             "commands on it fail with WRONGTYPE and beat exits",
+                            f"rename or delete {key}; it belongs to the layout"))
+
+
+def check_status_key(result: AuditResult, key: str, kind: str) -> None:
+    """A beatspec scheduler's status hash, ``:scheduler`` or ``:invalid`` (KEY-10)."""
+    if kind == "hash":
+        result.add(_finding("KEY-10", key, "hash", "status hash written by a beatspec "
+                            "scheduler (beatspec status shows it)", "-", outcome=Outcome.INFO))
+    elif kind != "none":
+        result.add(_finding("KEY-10", key, kind, f"{key} is a {kind}, not a hash: the key is "
+                            "reserved for a beatspec scheduler's status",
                             f"rename or delete {key}; it belongs to the layout"))
 
 

@@ -46,7 +46,7 @@ T = TypeVar("T")
 DEFINITION_MEMBERS: Final = ("name", "task", "args", "kwargs", "options", "schedule", "enabled")
 _LEGACY_DEFINITION_MEMBERS: Final = ("relative",)
 META_MEMBERS: Final = ("last_run_at", "total_run_count")
-RESERVED_NAMES: Final = (":schedule", ":statics", ":lock", ":beatspec")
+RESERVED_NAMES: Final = (":schedule", ":statics", ":lock", ":beatspec", ":scheduler", ":invalid")
 MAX_EVERY: Final = 3_153_600_000
 #: last_run_at must lie before this year, so that one period (at most 100 years) still fits.
 LAST_RUN_YEAR_LIMIT: Final = 9000

@@ -353,7 +353,10 @@ class Scheduler:
             "lock_ttl": f"{self.config.lock_ttl:g}",
             "fired": str(self.fired),
         })
-        self.metrics.invalid.set(self.store.counts()["invalid"])
+        try:
+            self.metrics.invalid.set(self.store.counts()["invalid"])
+        except redis.ResponseError:  # a foreign :invalid key (KEY-10) must not stop the loop
+            self.metrics.invalid.set(len(self._invalid))
 
     # ------------------------------------------------------------------------- the loop
 

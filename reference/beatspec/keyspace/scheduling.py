@@ -52,7 +52,8 @@ return 1
 #       D = delete the entry (ZREM + DEL)
 #       b = back off a member that names no key under the prefix (ZSET-1): its key may lie
 #           in another Cluster slot, so it is not touched; only the index and the note are
-# Scores are written with ZADD XX: a member a writer removed meanwhile is not re-added.
+# Scores are written with ZADD XX: a member a writer removed meanwhile is not re-added. The
+# invalid-entries hash is written with pcall: a foreign value there must not stop a tick (RUN-2).
 # Returns -1 when the token does not match (nothing written), else one 1/0 per change
 # (0: the entry changed since it was read, nothing written for it).
 _COMMIT_SCRIPT = """
@@ -64,7 +65,7 @@ for j = 2, #ARGV, 5 do
   if op == 'b' then
     if redis.call('zscore', KEYS[2], member) then
       redis.call('zadd', KEYS[2], b, member)
-      redis.call('hset', KEYS[3], member, a)
+      redis.pcall('hset', KEYS[3], member, a)
     end
     done[#done + 1] = 1
   else
@@ -79,17 +80,17 @@ for j = 2, #ARGV, 5 do
       if op == 'M' then
         redis.call('hset', key, 'meta', a)
         redis.call('zadd', KEYS[2], 'XX', b, key)
-        redis.call('hdel', KEYS[3], key)
+        redis.pcall('hdel', KEYS[3], key)
       elseif op == 'Z' then
         redis.call('zadd', KEYS[2], 'XX', b, key)
-        redis.call('hdel', KEYS[3], key)
+        redis.pcall('hdel', KEYS[3], key)
       elseif op == 'B' then
         redis.call('zadd', KEYS[2], 'XX', b, key)
-        redis.call('hset', KEYS[3], key, a)
+        redis.pcall('hset', KEYS[3], key, a)
       elseif op == 'D' then
         redis.call('zrem', KEYS[2], key)
         redis.call('del', key)
-        redis.call('hdel', KEYS[3], key)
+        redis.pcall('hdel', KEYS[3], key)
       end
       done[#done + 1] = 1
     end
@@ -116,7 +117,7 @@ for _ = 1, configured do
     redis.call('hset', KEYS[k], 'extensions', ARGV[j + 4])
   end
   redis.call('zadd', KEYS[2], score, KEYS[k])
-  redis.call('hdel', KEYS[4], KEYS[k])
+  redis.pcall('hdel', KEYS[4], KEYS[k])
   redis.call('sadd', KEYS[3], name)
   k = k + 1
   j = j + 5
@@ -124,7 +125,7 @@ end
 while k <= #KEYS do
   redis.call('zrem', KEYS[2], KEYS[k])
   redis.call('del', KEYS[k])
-  redis.call('hdel', KEYS[4], KEYS[k])
+  redis.pcall('hdel', KEYS[4], KEYS[k])
   redis.call('srem', KEYS[3], ARGV[j])
   k = k + 1
   j = j + 1
