@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from beatspec.codec import DateTime, Entry, Meta, Misfire, encode_meta
+from beatspec.codec import DateTime, Entry, Interval, Meta, Misfire, encode_meta
 from beatspec.engine import due, next_run, score_for
 
 __all__ = ["DISABLED_RECHECK", "Decision", "Fire", "decide", "entry_zone"]
@@ -126,6 +126,12 @@ def _recent_slots(entry: Entry, last: datetime, now: datetime, zone: tzinfo,
     minute before ``now`` and doubles until it holds ``limit`` slots or reaches ``last``.
     """
     schedule = entry.definition.schedule
+    if isinstance(schedule, Interval) and not schedule.relative:
+        # elapsed time: the slots are last + k * every, however far the window starts off them
+        every = timedelta(seconds=schedule.every)
+        newest = (now - last) // every
+        first = max(newest - limit + 1, 1)
+        return [last + k * every for k in range(first, newest + 1)]
     window = timedelta(minutes=1)
     while True:
         start = max(last, now - window)
