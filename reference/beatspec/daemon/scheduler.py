@@ -129,7 +129,7 @@ class Scheduler:
         return True
 
     def step_down(self, reason: str) -> None:
-        """Stop leading at once: drop pending jittered runs, keep running as a standby."""
+        """Stop leading at once: drop pending jittered runs, keep running as a standby (RUN-5)."""
         if self.token is None:
             return
         LOGGER.warning("stepping down to standby: %s", reason, extra={"token": self.token})
@@ -194,8 +194,9 @@ class Scheduler:
         return wait
 
     def _handle(self, members: Sequence[DueMember], now_ts: float, max_score: int) -> int | None:
-        """Decide, commit and publish one batch; the number of members left in the due range,
-        or None when the lock turned out not to be ours."""
+        """Decide, commit (fenced, compare-and-set: LOCK-7, RUN-4), then publish (RUN-3) one
+        batch; the number of members left in the due range, or None when the lock turned out
+        not to be ours."""
         now = datetime.fromtimestamp(now_ts, UTC)
         loaded = self.store.load([m.key for m in members])
         changes: list[Change] = []
@@ -243,8 +244,14 @@ class Scheduler:
         if decoded is None or failed:
             return self._back_off(entry, now, failed[0] if failed else _finding(
                 "DEF-1", entry.key, "the entry could not be decoded", "run beatspec validate"))
-        decision = decide(decoded, now=now, app_zone=self.app_zone, stored_score=member.score,
-                          rng=self.rng)
+        try:
+            decision = decide(decoded, now=now, app_zone=self.app_zone,
+                              stored_score=member.score, rng=self.rng)
+        except Exception as exc:  # an engine failure stays confined to its entry (RUN-2)
+            LOGGER.exception("cannot compute the next run", extra={"key": entry.key})
+            return self._back_off(entry, now, _finding(
+                "RUN-2", entry.key, f"computing the next run failed: {type(exc).__name__}: "
+                f"{exc}", "please report this entry to beatspec; it is retried with back-off"))
         recovered = self._invalid.pop(entry.key, None) is not None
         if decision.action == "fire":
             fires[entry.key] = (decision, decoded)
@@ -261,7 +268,7 @@ class Scheduler:
     def _back_off(self, entry: LoadedEntry, now: datetime, finding: Finding,
                   op: Literal["B", "b"] = "B") -> Change:
         """Move an invalid entry's score forward (bounded exponential back-off); log once per
-        change of the entry."""
+        change of the entry. Its fields are never changed or deleted (RUN-1)."""
         fingerprint = entry.fingerprint
         previous = self._invalid.get(entry.key)
         attempts = previous[1] + 1 if previous and previous[0] == fingerprint else 0

@@ -94,8 +94,8 @@ def load_schedule(path: Path) -> StaticSchedule:
 
 def sync_statics(store: ScheduleStore, token: str, schedule: StaticSchedule, *,
                  now: datetime, app_zone: tzinfo) -> tuple[int, int] | None:
-    """Install the file's entries and delete stale statics; (installed, deleted), or None
-    when the lock is no longer ours."""
+    """Install the file's entries and delete stale statics, fenced by the lock (RUN-6);
+    (installed, deleted), or None when the lock is no longer ours."""
     names = [d.name for d, _ in schedule.entries]
     metas = store.read_meta(names)
     installed = []
