@@ -185,6 +185,8 @@ class Scheduler:
                     break
                 if budget is not None and time.monotonic() - started > budget:
                     return 0.0
+                if time.monotonic() >= self.next_renew and not self.renew():
+                    return 0.0  # a long backlog (--once) keeps the lock between pages
             upcoming = self.store.next_score(max_score)
         wait = self.config.max_interval
         if upcoming is not None:
