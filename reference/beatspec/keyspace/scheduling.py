@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from beatspec.keyspace import Layout
+from beatspec.keyspace import Layout, _bulk_packed
 
 __all__ = [
     "EXTEND_SCRIPT",
@@ -142,6 +142,7 @@ return 1
 """
 
 _FIELDS = ("definition", "meta", "extensions")
+_HMGET_FIELDS = b"".join(b"$%d\r\n%s\r\n" % (len(f), f.encode()) for f in _FIELDS)
 
 
 def fingerprint(definition: bytes | None, meta: bytes | None, extensions: bytes | None) -> str:
@@ -255,11 +256,18 @@ class ScheduleStore:
         return [DueMember(_text(m), float(s)) for m, s in rows]
 
     def load(self, keys: Sequence[str]) -> list[LoadedEntry]:
-        """HMGET definition, meta and extensions of each key, in one pipelined round trip."""
-        pipe = self.client.pipeline(transaction=False)
-        for key in keys:
-            pipe.hmget(key, *_FIELDS)
-        replies = pipe.execute(raise_on_error=False)
+        """HMGET definition, meta and extensions of each key, in one pipelined round trip
+        (packed by hand and parsed by hiredis where possible: redis-py's pipeline costs ~15 µs
+        of Python per command)."""
+        payload = b"".join(
+            b"*5\r\n$5\r\nHMGET\r\n$%d\r\n%s\r\n" % (len(data), data) + _HMGET_FIELDS
+            for data in (key.encode("utf-8", "surrogateescape") for key in keys))
+        replies = _bulk_packed(self.client, payload, len(keys))
+        if replies is None:  # Cluster and other clients: redis-py's own pipeline
+            pipe = self.client.pipeline(transaction=False)
+            for key in keys:
+                pipe.hmget(key, *_FIELDS)
+            replies = pipe.execute(raise_on_error=False)
         loaded = []
         for key, values in zip(keys, replies, strict=True):
             if isinstance(values, Exception):  # WRONGTYPE: not a hash (ENT-1)
