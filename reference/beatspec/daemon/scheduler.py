@@ -295,6 +295,7 @@ class Scheduler:
 
     def _send(self, fires: dict[str, tuple[Decision, Any]], now_ts: float) -> None:
         at = time.monotonic()
+        now: list[_Pending] = []
         for key, (decision, entry) in fires.items():
             for fire in decision.fires:
                 message = build_message(
@@ -306,26 +307,67 @@ class Scheduler:
                     heapq.heappush(self._pending, (at + fire.delay, next(self._sequence),
                                                    pending))
                 else:
-                    self._publish(pending)
+                    now.append(pending)
+        self._publish_all(now)
 
     def flush_pending(self) -> None:
         """Publish jittered runs whose delay has passed."""
+        due: list[_Pending] = []
         while self._pending and self._pending[0][0] <= time.monotonic():
-            self._publish(heapq.heappop(self._pending)[2])
+            due.append(heapq.heappop(self._pending)[2])
+        self._publish_all(due)
+
+    def _publish_all(self, runs: Sequence[_Pending]) -> None:
+        """Publish runs in one round trip when the broker allows it (kombu's Redis transport),
+        else one by one; either way only while the lease is valid, checked right before the
+        messages go out."""
+        if len(runs) < 2 or not self.publisher.batching:
+            for pending in runs:
+                self._publish(pending)
+            return
+        if not self._lease_valid():
+            for pending in runs:
+                self._not_sent(pending)
+            return
+        try:
+            errors = self.publisher.publish_many([p.message for p in runs],
+                                                 allowed=self._lease_valid)
+        except PublishFailed as exc:
+            for pending in runs:
+                self._lost(pending, exc)
+            return
+        if errors is None:  # the lease ran out while the batch was built: nothing was sent
+            for pending in runs:
+                self._not_sent(pending)
+            return
+        for pending, error in zip(runs, errors, strict=True):
+            if error is None:
+                self._sent(pending)
+            else:
+                self._lost(pending, error)
 
     def _publish(self, pending: _Pending) -> None:
         if not self._lease_valid():
-            LOGGER.warning("run not sent: the lease ran out before publishing",
-                           extra={"key": pending.key, "task_id": pending.message.task_id})
-            self.metrics.publish_errors.inc()
+            self._not_sent(pending)
             return
         try:
             self.publisher.publish(pending.message)
         except PublishFailed as exc:
-            self.metrics.publish_errors.inc()
-            LOGGER.error("run lost: the broker did not take the message: %s", exc,
-                         extra={"key": pending.key, "task_id": pending.message.task_id})
+            self._lost(pending, exc)
             return
+        self._sent(pending)
+
+    def _not_sent(self, pending: _Pending) -> None:
+        LOGGER.warning("run not sent: the lease ran out before publishing",
+                       extra={"key": pending.key, "task_id": pending.message.task_id})
+        self.metrics.publish_errors.inc()
+
+    def _lost(self, pending: _Pending, error: object) -> None:
+        self.metrics.publish_errors.inc()
+        LOGGER.error("run lost: the broker did not take the message: %s", error,
+                     extra={"key": pending.key, "task_id": pending.message.task_id})
+
+    def _sent(self, pending: _Pending) -> None:
         self.fired += 1
         self.metrics.fires.inc()
         self.metrics.lateness.observe(max(self.clock() - pending.slot, 0.0))
