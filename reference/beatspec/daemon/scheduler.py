@@ -81,6 +81,7 @@ class Scheduler:
         self._decoder = FastEntryDecoder()
         self._profile = "core"
         self._invalid: dict[str, tuple[str, int]] = {}  # key -> (fingerprint, attempts)
+        self._prune_cursor = 0  # HSCAN cursor of the invalid-entries hash (stale notes)
         self._pending: list[tuple[float, int, _Pending]] = []
         self._sequence = itertools.count()
         self._host = socket.gethostname()
@@ -405,6 +406,7 @@ class Scheduler:
             "fired": str(self.fired),
         })
         try:
+            self._prune_cursor = self.store.prune_invalid(self.token, self._prune_cursor)
             self.metrics.invalid.set(self.store.counts()["invalid"])
         except redis.ResponseError:  # a foreign :invalid key (KEY-10) must not stop the loop
             self.metrics.invalid.set(len(self._invalid))

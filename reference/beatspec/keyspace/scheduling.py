@@ -141,6 +141,20 @@ for i = 2, #ARGV, 2 do redis.call('hset', KEYS[2], ARGV[i], ARGV[i + 1]) end
 return 1
 """
 
+# KEYS: lock, schedule, invalid   ARGV: token, then fields of the invalid hash
+# Drops the notes of members no longer in the schedule index (a writer deleted the entry, or
+# removed a bare-name member), so that the hash lists what is invalid now.
+_PRUNE_SCRIPT = """
+if redis.call('get', KEYS[1]) ~= ARGV[1] then return -1 end
+local dropped = 0
+for i = 2, #ARGV do
+  if not redis.call('zscore', KEYS[2], ARGV[i]) then
+    dropped = dropped + redis.call('hdel', KEYS[3], ARGV[i])
+  end
+end
+return dropped
+"""
+
 _FIELDS = ("definition", "meta", "extensions")
 _HMGET_FIELDS = b"".join(b"$%d\r\n%s\r\n" % (len(f), f.encode()) for f in _FIELDS)
 
@@ -211,6 +225,7 @@ class ScheduleStore:
         self._commit = client.register_script(_COMMIT_SCRIPT)
         self._statics = client.register_script(_STATICS_SCRIPT)
         self._status = client.register_script(_STATUS_SCRIPT)
+        self._prune = client.register_script(_PRUNE_SCRIPT)
 
     # ------------------------------------------------------------------------------ the lock
 
@@ -331,6 +346,15 @@ class ScheduleStore:
             args += [name, value]
         keys = [self.layout.lock_key, self.layout.scheduler_key]
         return bool(self._status(keys=keys, args=args) == 1)
+
+    def prune_invalid(self, token: str, cursor: int = 0, count: int = 200) -> int:
+        """Drop the notes of members that left the schedule index, one HSCAN page of the
+        invalid-entries hash per call, fenced by the token; the cursor for the next call."""
+        cursor, page = self.client.hscan(self.layout.invalid_key, cursor, count=count)
+        if page:
+            keys = [self.layout.lock_key, self.layout.schedule_key, self.layout.invalid_key]
+            self._prune(keys=keys, args=[token, *page])
+        return int(cursor)
 
     def status(self) -> dict[str, str]:
         return {_text(k): _text(v)
