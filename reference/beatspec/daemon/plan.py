@@ -42,6 +42,9 @@ class Decision:
     fires: tuple[Fire, ...] = ()
     meta: str | None = None
     score: int | None = None
+    #: fire/wait: the exact next due time (epoch seconds). The score is rounded down, so an entry
+    #: due later in the current second is in the due range but not due: the loop wakes up for it.
+    due_at: float | None = None
 
 
 def entry_zone(entry: Entry, app_zone: tzinfo) -> tzinfo:
@@ -77,7 +80,7 @@ def decide(entry: Entry, *, now: datetime, app_zone: tzinfo, stored_score: float
         exact = math.floor(state.next_run.timestamp())
         # correct an early score (RedBeat's #210 estimate, a writer's 0) to the due time
         return Decision("wait", score=exact if stored_score is None or stored_score < exact
-                        else None)
+                        else None, due_at=state.next_run.timestamp())
     policy = _misfire(entry)
     if last is None:
         return _fire(entry, (Fire(now),), now, zone, count, rng)
@@ -111,7 +114,8 @@ def _fire(entry: Entry, fires: tuple[Fire, ...], now: datetime, zone: tzinfo, co
     new_last = now.astimezone(zone)
     upcoming = next_run(entry.definition.schedule, new_last, zone=zone)
     return Decision("fire", fires, meta=_meta(new_last, count + len(fires)),
-                    score=score_for(upcoming, never_run=False, now=now))
+                    score=score_for(upcoming, never_run=False, now=now),
+                    due_at=upcoming.timestamp() if upcoming is not None else None)
 
 
 def _meta(last_run_at: datetime, count: int) -> str:

@@ -84,6 +84,7 @@ class Scheduler:
         self._prune_cursor = 0  # HSCAN cursor of the invalid-entries hash (stale notes)
         self._pending: list[tuple[float, int, _Pending]] = []
         self._sequence = itertools.count()
+        self._due_soon = math.inf  # the earliest exact due time seen by the current tick
         self._host = socket.gethostname()
 
     # ------------------------------------------------------------------------ leadership
@@ -167,6 +168,7 @@ class Scheduler:
         started = time.monotonic()
         now = self.clock()
         max_score = math.floor(now)
+        self._due_soon = math.inf
         offset = 0
         seen: set[str] = set()
         with self.metrics.tick.time():
@@ -192,6 +194,8 @@ class Scheduler:
         wait = self.config.max_interval
         if upcoming is not None:
             wait = min(wait, max(upcoming - self.clock(), 0.0))
+        if self._due_soon < math.inf:  # due inside a second the score range already covers
+            wait = min(wait, max(self._due_soon - self.clock(), 0.0))
         if self._pending:
             wait = min(wait, max(self._pending[0][0] - time.monotonic(), 0.0))
         return wait
@@ -256,6 +260,8 @@ class Scheduler:
                 "RUN-2", entry.key, f"computing the next run failed: {type(exc).__name__}: "
                 f"{exc}", "please report this entry to beatspec; it is retried with back-off"))
         recovered = self._invalid.pop(entry.key, None) is not None
+        if decision.due_at is not None:
+            self._due_soon = min(self._due_soon, decision.due_at)
         if decision.action == "fire":
             fires[entry.key] = (decision, decoded)
         if decision.action == "delete":
