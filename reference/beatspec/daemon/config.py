@@ -55,12 +55,17 @@ class RunConfig:
         return found
 
 
+#: options whose parameter (and RunConfig field) is named differently from the option
+_PARAMETERS = {"redis": "redis_url", "broker": "broker_url", "schedule": "schedule_file"}
+
+
 def load_toml(path: Path) -> dict[str, Any]:
     """The ``[run]`` table of a TOML settings file (or the whole file if it has none), with
-    option names as keys (``lock-ttl`` or ``lock_ttl``)."""
+    option names as keys (``lock-ttl`` or ``lock_ttl``; ``redis`` or ``redis_url``)."""
     with path.open("rb") as handle:
         data = tomllib.load(handle)
     table = data.get("run", data)
     if not isinstance(table, dict):
         raise ValueError(f"{path}: [run] must be a table")
-    return {str(k).replace("-", "_"): v for k, v in table.items()}
+    names = (str(k).replace("-", "_") for k in table)
+    return {_PARAMETERS.get(name, name): v for name, v in zip(names, table.values(), strict=True)}
