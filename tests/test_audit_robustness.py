@@ -89,3 +89,29 @@ def test_workers_give_the_same_result_as_one_process(redis_ns: Namespace) -> Non
     assert one.counts == two.counts
     assert sorted(map(repr, one.findings)) == sorted(map(repr, two.findings))
     assert one.count(Outcome.FAILED) > 0
+
+
+def test_streamed_reads_equal_single_reads_and_leave_the_connection_clean(
+    redis_ns: Namespace,
+) -> None:
+    """stream_hashes sends each batch's reads before the previous batch is handed out; stopping
+    early must not leave unread replies on a pooled connection."""
+    prefix = redis_ns.prefix
+    with redis_ns.client() as client:
+        for i in range(40):
+            client.hset(prefix + f"e{i}", mapping={"definition": f"d{i}", "meta": f"m{i}"})
+            if i % 3:
+                client.zadd(prefix + ":schedule", {prefix + f"e{i}": i})
+        client.set(prefix + "stray", "x")
+        keyspace = Keyspace(client, Layout(prefix))
+        batches = [sorted(batch) for batch in keyspace.scan_raw(7)]
+        streamed = list(keyspace.stream_hashes(iter(batches)))
+        assert [keys for keys, _ in streamed] == [b for b in batches if b]
+        for keys, reads in streamed:
+            assert reads == keyspace.read_hashes(keys)
+            assert reads == keyspace.read_hashes([k.decode() for k in keys])
+        stream = keyspace.stream_hashes(iter(batches))
+        next(stream)
+        stream.close()  # a batch's replies are still unread
+        assert keyspace.read_hashes([prefix + "e1", prefix + "stray"]) == [
+            ({"definition": b"d1", "meta": b"m1"}, 1.0, True), ({}, None, False)]

@@ -6,7 +6,7 @@ locks, so the layout is written down once.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -113,32 +113,61 @@ def _bulk(client: Any, commands: list[tuple[bytes | str, ...]]) -> list[Any] | N
 
 def _bulk_packed(client: Any, payload: bytes, count: int) -> list[Any] | None:
     """Send ``count`` packed commands at once and read their replies (see :func:`_bulk`)."""
-    if _hiredis is None or not isinstance(client, redis.Redis):
+    if not _can_pipeline(client):
         return None
     if not count:
         return []
-    pool = client.connection_pool
-    connection: Any = pool.get_connection()
-    try:
-        connection.send_packed_command([payload], check_health=False)
-        reader = _hiredis.Reader()
+    with _Pipelined(client) as connection:
+        connection.send(payload, count)
+        return connection.receive(count)
+
+
+def _can_pipeline(client: Any) -> bool:
+    """hiredis is there and the client is a plain ``redis.Redis`` (no Cluster)."""
+    return _hiredis is not None and isinstance(client, redis.Redis)
+
+
+class _Pipelined:
+    """One pooled connection on which packed commands are sent, possibly several requests ahead,
+    and their replies read in order with one hiredis reader (which keeps any bytes of the next
+    replies that a read brought along)."""
+
+    def __init__(self, client: Any) -> None:
+        self._pool = client.connection_pool
+        self._connection: Any = self._pool.get_connection()
+        self._reader = _hiredis.Reader()
+        self._buffer = bytearray(1 << 18)
+        self._pending = 0
+
+    def __enter__(self) -> _Pipelined:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self._pending:  # replies left unread (an error, or the caller stopped): not reusable
+            self._connection.disconnect()
+        self._pool.release(self._connection)
+
+    def send(self, payload: bytes, count: int) -> None:
+        """Send ``count`` packed commands; their replies are read by :meth:`receive`."""
+        self._pending += count
+        self._connection.send_packed_command([payload], check_health=False)
+
+    def receive(self, count: int) -> list[Any]:
+        """The next ``count`` replies (errors come back as exception objects)."""
+        reader, buffer = self._reader, self._buffer
+        sock = self._connection._sock
         replies: list[Any] = []
-        sock = connection._sock
         while len(replies) < count:
             reply = reader.gets()
             if reply is False:
-                chunk = sock.recv(1 << 20)
-                if not chunk:
+                size = sock.recv_into(buffer)
+                if not size:
                     raise redis.ConnectionError("connection closed by the server")
-                reader.feed(chunk)
+                reader.feed(buffer, 0, size)
                 continue
             replies.append(reply)
+        self._pending -= count
         return replies
-    except BaseException:
-        connection.disconnect()
-        raise
-    finally:
-        pool.release(connection)
 
 
 _FIELD_NAMES: dict[object, str] = {b"definition": "definition", b"meta": "meta",
@@ -147,6 +176,43 @@ _FIELD_NAMES: dict[object, str] = {b"definition": "definition", b"meta": "meta",
 
 def _text(value: bytes | str) -> str:
     return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value
+
+
+def _raw_keys(keys: Sequence[str | bytes]) -> list[bytes]:
+    """Keys as Redis takes them (the bytes SCAN gave, or text encoded as it was decoded)."""
+    return [key if isinstance(key, bytes) else key.encode("utf-8", "surrogateescape")
+            for key in keys]
+
+
+#: What :meth:`Keyspace.read_hashes` gives for a key: the hash's fields, its schedule score,
+#: and False when the key holds no hash (its fields are then empty).
+HashRead = tuple[dict[str, bytes], float | None, bool]
+
+
+def _hash_reads(replies: Sequence[Any]) -> list[HashRead]:
+    """Pairs of HGETALL and ZSCORE replies as :data:`HashRead`."""
+    out: list[HashRead] = []
+    pairs = iter(replies)
+    for raw, score in zip(pairs, pairs, strict=True):
+        stored = None if score is None or isinstance(score, Exception) else float(score)
+        if isinstance(raw, Exception):
+            out.append(({}, stored, False))
+        else:
+            out.append((_hash_fields(raw), stored, True))
+    return out
+
+
+def _hash_fields(raw: Any) -> dict[str, bytes]:
+    """An HGETALL reply (a map in RESP3, a flat list in RESP2) as field names to raw values."""
+    if type(raw) is list:
+        pairs = iter(raw)
+        raw = dict(zip(pairs, pairs, strict=True))
+    if len(raw) == 2:  # the usual entry: a definition and a meta (their order plays no part)
+        definition, meta = raw.get(b"definition"), raw.get(b"meta")
+        if type(definition) is bytes and type(meta) is bytes:
+            return {"definition": definition, "meta": meta}
+    return {_FIELD_NAMES.get(k) or _text(k): v if isinstance(v, bytes) else str(v).encode()
+            for k, v in raw.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,62 +281,84 @@ class Keyspace:
 
     def scan_keys(self, count: int = 1000) -> Iterator[list[str]]:
         """Batches of keys under the prefix (SCAN with MATCH and a bounded COUNT, never KEYS)."""
+        for batch in self.scan_raw(count):
+            yield [_text(key) for key in batch]
+
+    def scan_raw(self, count: int = 1000) -> Iterator[list[bytes]]:
+        """:meth:`scan_keys` with the keys as Redis sent them (bytes), ready to be sent back."""
         match = glob_escape(self.layout.prefix) + "*"
-        batch: list[str] = []
-        for key in self.client.scan_iter(match=match, count=count):
-            batch.append(_text(key))
+        replies = (self._scan_replies(match, count) if type(self.client) is redis.Redis
+                   else ([key] for key in self.client.scan_iter(match=match, count=count)))
+        batch: list[bytes] = []
+        for keys in replies:
+            batch.extend(_raw_keys(keys))
             if len(batch) >= count:
                 yield batch
                 batch = []
         if batch:
             yield batch
 
-    def types(self, keys: Sequence[str]) -> list[str]:
-        payload = []
-        for key in keys:
-            data = key.encode("utf-8", "surrogateescape")
-            payload.append(b"*2\r\n$4\r\nTYPE\r\n$%d\r\n%s\r\n" % (len(data), data))
+    def _scan_replies(self, match: str, count: int) -> Iterator[list[bytes | str]]:
+        """The keys of each SCAN reply (a plain client: one node, one cursor)."""
+        cursor: int = 0
+        while True:
+            cursor, keys = self.client.scan(cursor=cursor, match=match, count=count)
+            yield keys
+            if cursor == 0:
+                return
+
+    def types(self, keys: Sequence[str | bytes]) -> list[str]:
+        raw_keys = _raw_keys(keys)
+        payload = [b"*2\r\n$4\r\nTYPE\r\n$%d\r\n%s\r\n" % (len(key), key) for key in raw_keys]
         replies = _bulk_packed(self.client, b"".join(payload), len(keys))
         if replies is None:
             pipe = self.client.pipeline(transaction=False)
-            for key in keys:
+            for key in raw_keys:
                 pipe.type(key)
             replies = pipe.execute()
         return [_text(t) for t in replies]
 
-    def read_hashes(
-        self, keys: Sequence[str]
-    ) -> list[tuple[dict[str, bytes], float | None, bool]]:
+    def read_hashes(self, keys: Sequence[str | bytes]) -> list[HashRead]:
         """HGETALL and ZSCORE of each key, in one pipelined round trip; the flag is False
         when the key holds no hash (WRONGTYPE)."""
-        schedule = self.layout.schedule_key.encode("utf-8", "surrogateescape")
-        zscore = b"*3\r\n$6\r\nZSCORE\r\n$%d\r\n%s\r\n" % (len(schedule), schedule)
-        payload = []
-        for key in keys:
-            data = key.encode("utf-8", "surrogateescape")
-            head = b"$%d\r\n%s\r\n" % (len(data), data)
-            payload.append(b"*2\r\n$7\r\nHGETALL\r\n" + head + zscore + head)
-        replies = _bulk_packed(self.client, b"".join(payload), 2 * len(keys))
+        raw_keys = _raw_keys(keys)
+        replies = _bulk_packed(self.client, self._hashes_payload(raw_keys), 2 * len(keys))
         if replies is None:  # Cluster and other clients: redis-py's own pipeline
             pipe = self.client.pipeline(transaction=False)
-            for key in keys:
+            for key in raw_keys:
                 pipe.hgetall(key)
                 pipe.zscore(self.layout.schedule_key, key)
             replies = pipe.execute(raise_on_error=False)
-        out: list[tuple[dict[str, bytes], float | None, bool]] = []
-        for index in range(0, len(replies), 2):
-            raw, score = replies[index], replies[index + 1]
-            if isinstance(raw, Exception):
-                out.append(({}, None if score is None or isinstance(score, Exception)
-                            else float(score), False))
-                continue
-            if isinstance(raw, list):  # RESP2 flat array from the bulk path
-                raw = dict(zip(raw[::2], raw[1::2], strict=True))
-            fields = {_FIELD_NAMES.get(k) or _text(k): v if isinstance(v, bytes)
-                      else str(v).encode() for k, v in raw.items()}
-            out.append((fields, None if score is None or isinstance(score, Exception)
-                        else float(score), True))
-        return out
+        return _hash_reads(replies)
+
+    def stream_hashes(self, batches: Iterable[list[bytes]]
+                      ) -> Iterator[tuple[list[bytes], list[HashRead]]]:
+        """:meth:`read_hashes` of each batch of keys, one batch ahead: the next batch's reads
+        are sent before this batch is handed out, so Redis answers them while the caller works.
+        Empty batches are skipped."""
+        if not _can_pipeline(self.client):
+            for keys in batches:
+                if keys:
+                    yield keys, self.read_hashes(keys)
+            return
+        with _Pipelined(self.client) as connection:
+            ahead: list[bytes] = []
+            for keys in batches:
+                if not keys:
+                    continue
+                connection.send(self._hashes_payload(keys), 2 * len(keys))
+                if ahead:
+                    yield ahead, _hash_reads(connection.receive(2 * len(ahead)))
+                ahead = keys
+            if ahead:
+                yield ahead, _hash_reads(connection.receive(2 * len(ahead)))
+
+    def _hashes_payload(self, keys: Sequence[bytes]) -> bytes:
+        """HGETALL key and ZSCORE schedule key, for each key, packed."""
+        schedule = self.layout.schedule_key.encode("utf-8", "surrogateescape")
+        zscore = b"*3\r\n$6\r\nZSCORE\r\n$%d\r\n%s\r\n" % (len(schedule), schedule)
+        return b"".join([b"*2\r\n$7\r\nHGETALL\r\n$%d\r\n%s\r\n%s$%d\r\n%s\r\n"
+                         % (len(key), key, zscore, len(key), key) for key in keys])
 
     def scan_schedule(self, count: int = 1000) -> Iterator[list[tuple[str, float]]]:
         """Batches of (member, score) of the schedule sorted set (ZSCAN)."""
