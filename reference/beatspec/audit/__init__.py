@@ -11,13 +11,12 @@ server's settings.
 from __future__ import annotations
 
 import gc
-import multiprocessing
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from functools import partial
 from zoneinfo import ZoneInfo
 
 from beatspec.audit._checks import (
@@ -33,8 +32,9 @@ from beatspec.audit._checks import (
     check_status_key,
 )
 from beatspec.audit._result import AuditResult, RuleFilter
+from beatspec.audit._workers import Workers
 from beatspec.codec._fast import FastEntryDecoder
-from beatspec.keyspace import Keyspace
+from beatspec.keyspace import Keyspace, Layout
 from beatspec.rules import RULES
 
 __all__ = ["AuditOptions", "AuditResult", "RuleFilter", "run_audit"]
@@ -80,12 +80,13 @@ def run_audit(keyspace: Keyspace, options: AuditOptions | None = None,
     document_rules = [r.id for r in RULES.values() if r.kind == "document"]
     result.check(*document_rules, *ENTRY_RULES, "KEY-9")
 
-    with _no_cyclic_gc():
-        children = _start_workers(keyspace, options, result.profile, (now, zone))
-        _entry_pass(keyspace, options, result, (now, zone), progress=progress,
-                    part=0, parts=len(children) + 1)
-    for child in children:
-        result.merge(_join(child))
+    judge = partial(_judged_part, keyspace, options, result.profile, (now, zone))
+    workers = options.workers if keyspace.forkable() else 1
+    with _no_cyclic_gc(), Workers(judge, workers) as shared:
+        scanned = _reported(keyspace.scan_raw(options.batch), progress)
+        _entry_pass(keyspace, options, result, (now, zone), shared.share(scanned))
+        for part in shared.results():
+            result.merge(part)
 
     index_kind, statics_kind = keyspace.types([layout.schedule_key, layout.statics_key])
     result.check("ZSET-1", "ZSET-6", "KEY-3")
@@ -115,28 +116,19 @@ def run_audit(keyspace: Keyspace, options: AuditOptions | None = None,
 
 
 def _entry_pass(keyspace: Keyspace, options: AuditOptions, result: AuditResult,
-                now_zone: tuple[datetime, ZoneInfo], progress: Progress = _nothing, *,
-                part: int = 0, parts: int = 1) -> None:
-    """Pass 1: every key under the prefix; entries are decoded and their scores judged."""
+                now_zone: tuple[datetime, ZoneInfo], batches: Iterable[list[bytes]]) -> None:
+    """Pass 1: every key of ``batches``; entries are decoded and their scores judged."""
     now, zone = now_zone
     layout = keyspace.layout
-    reserved = {layout.schedule_key: "zset", layout.statics_key: "set",
-                layout.lock_key: "string", layout.declaration_key: "hash",
-                layout.scheduler_key: "hash", layout.invalid_key: "hash"}
     decoder = FastEntryDecoder(profile=result.profile)
-    foreign = layout.prefix + "schedule"  # the celery-rs port's single hash (KEY-9)
-    for scanned in keyspace.scan_keys(options.batch):
-        # workers are forks of one process, so they share the string hash seed: hash() splits
-        # the keys the same way in all of them
-        keys = scanned if parts == 1 else [k for k in scanned if hash(k) % parts == part]
-        result.counts["keys"] += len(keys)
-        candidates = [k for k in keys if k not in reserved and k != foreign]
-        others = [k for k in keys if k in reserved or k == foreign]
-        # Entries are read directly (HGETALL + ZSCORE); a key that is no hash answers
-        # WRONGTYPE and is looked at with TYPE, like the reserved keys.
-        hashes = keyspace.read_hashes(candidates) if candidates else []
+    candidates = _candidates(keyspace, result, batches)
+    # Entries are read directly (HGETALL + ZSCORE); a key that is no hash answers WRONGTYPE
+    # and is looked at with TYPE, like the layout's own keys.
+    for keys, hashes in keyspace.stream_hashes(candidates):
+        others: list[str] = []
         scheduled: set[str] = set()
-        for key, (fields, stored, ok) in zip(candidates, hashes, strict=True):
+        for raw, (fields, stored, ok) in zip(keys, hashes, strict=True):
+            key = raw.decode("utf-8", "surrogateescape")
             if ok:
                 if fields:  # empty: deleted since SCAN saw it
                     check_entry(result, layout, key, fields, stored, now=now, zone=zone,
@@ -146,66 +138,66 @@ def _entry_pass(keyspace: Keyspace, options: AuditOptions, result: AuditResult,
                 if stored is not None:  # a scheduled non-hash: ENT-1 in the schedule pass
                     scheduled.add(key)
         if others:
-            for key, key_kind in zip(others, keyspace.types(others), strict=True):
-                if key == layout.schedule_key:
-                    check_index_type(result, key, key_kind, "KEY-3", "zset")
-                elif key == layout.statics_key:
-                    check_index_type(result, key, key_kind, "KEY-4", "set")
-                elif key in (layout.scheduler_key, layout.invalid_key):
-                    check_status_key(result, key, key_kind)
-                elif key in reserved or key_kind == "none":
-                    continue
-                elif key not in scheduled:
-                    check_other_key(result, layout, key, key_kind)
-        progress("keys", result.counts["keys"])
+            _check_others(keyspace, result, others, scheduled)
 
 
-def _start_workers(keyspace: Keyspace, options: AuditOptions, profile: str,
-                   now_zone: tuple[datetime, ZoneInfo]) -> list[tuple[Any, Any]]:
-    """Fork ``workers - 1`` processes, each judging its own share of the keys in pass 1."""
-    parts = max(1, options.workers)
-    if parts == 1 or "fork" not in multiprocessing.get_all_start_methods():
-        return []
-    if not keyspace.forkable():
-        return []
-    context = multiprocessing.get_context("fork")
-    children = []
-    for index in range(1, parts):
-        receiver, sender = context.Pipe(duplex=False)
-        process = context.Process(target=_worker, daemon=True,
-                                  args=(keyspace, options, profile, now_zone, index, parts,
-                                        sender))
-        process.start()
-        sender.close()
-        children.append((process, receiver))
-    return children
+def _candidates(keyspace: Keyspace, result: AuditResult, batches: Iterable[list[bytes]]
+                ) -> Iterator[list[bytes]]:
+    """The keys of each batch that may be entries; the layout's own keys are judged here."""
+    layout = keyspace.layout
+    # the celery-rs port's single hash (KEY-9) is no entry either
+    special = {key.encode("utf-8", "surrogateescape")
+               for key in (*_reserved(layout), layout.prefix + "schedule")}
+    for batch in batches:
+        result.counts["keys"] += len(batch)
+        found = [key for key in batch if key in special]
+        if found:
+            _check_others(keyspace, result, [key.decode("utf-8", "surrogateescape")
+                                             for key in found], set())
+            batch = [key for key in batch if key not in special]
+        yield batch
 
 
-def _worker(keyspace: Keyspace, options: AuditOptions, profile: str,
-            now_zone: tuple[datetime, ZoneInfo], part: int, parts: int, sender: Any) -> None:
+def _reserved(layout: Layout) -> frozenset[str]:
+    return frozenset((layout.schedule_key, layout.statics_key, layout.lock_key,
+                      layout.declaration_key, layout.scheduler_key, layout.invalid_key))
+
+
+def _check_others(keyspace: Keyspace, result: AuditResult, keys: list[str],
+                  scheduled: set[str]) -> None:
+    """Keys that hold no entry hash: the layout's own keys, and any other key (KEY-9)."""
+    layout = keyspace.layout
+    reserved = _reserved(layout)
+    for key, key_kind in zip(keys, keyspace.types(keys), strict=True):
+        if key == layout.schedule_key:
+            check_index_type(result, key, key_kind, "KEY-3", "zset")
+        elif key == layout.statics_key:
+            check_index_type(result, key, key_kind, "KEY-4", "set")
+        elif key in (layout.scheduler_key, layout.invalid_key):
+            check_status_key(result, key, key_kind)
+        elif key in reserved or key_kind == "none":
+            continue
+        elif key not in scheduled:
+            check_other_key(result, layout, key, key_kind)
+
+
+def _judged_part(keyspace: Keyspace, options: AuditOptions, profile: str,
+                 now_zone: tuple[datetime, ZoneInfo], batches: Iterable[list[bytes]]
+                 ) -> AuditResult:
+    """A worker's share of pass 1, judged into a result of its own."""
     result = AuditResult(prefix=keyspace.layout.prefix, profile=profile,
                          max_details=options.max_details, rule_filter=options.rules)
-    try:
-        _entry_pass(keyspace, options, result, now_zone, part=part, parts=parts)
-        sender.send(("ok", result))
-    except BaseException as exc:  # noqa: BLE001 - handed to the parent, which re-raises it
-        sender.send(("error", exc))
-    finally:
-        sender.close()
+    _entry_pass(keyspace, options, result, now_zone, batches)
+    return result
 
 
-def _join(child: tuple[Any, Any]) -> AuditResult:
-    process, receiver = child
-    try:
-        status, payload = receiver.recv()
-    except EOFError:
-        process.join()
-        raise RuntimeError(f"audit worker exited with status {process.exitcode}") from None
-    process.join()
-    if status != "ok":
-        raise payload
-    merged: AuditResult = payload
-    return merged
+def _reported(batches: Iterable[list[bytes]], progress: Progress) -> Iterator[list[bytes]]:
+    """The batches, with the count of keys scanned so far reported after each."""
+    done = 0
+    for batch in batches:
+        done += len(batch)
+        yield batch
+        progress("keys", done)
 
 
 @contextmanager
