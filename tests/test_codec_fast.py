@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from beatspec.codec import decode_entry
-from beatspec.codec._fast import FastEntryDecoder
+from beatspec.codec._fast import FastEntryDecoder, Lean
+from beatspec.codec.types import Interval
 from beatspec.findings import Finding
 
 SCHEDULES = [
@@ -113,3 +116,93 @@ def test_the_cache_is_used() -> None:
         assert value is not None and value.definition.name == f"e{index}"
         assert report.valid(strict=True)
     assert (decoder.misses, decoder.hits) == (1, 49)
+
+
+LEAN_DECODER = FastEntryDecoder()
+
+
+def _lean_key(lean: Lean) -> tuple[object, ...]:
+    last = lean.last_run_at
+    stamp = None if last is None else (last, repr(last), last.tzinfo)
+    return (lean.schedule, lean.enabled, stamp, lean.timezone,
+            Counter(map(_key, lean.report)))
+
+
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(definition=st.one_of(definitions, raw_definitions), meta=metas,
+       key_name=st.sampled_from(NAMES[:3]))
+def test_lean_path_equals_the_general_path(definition: bytes, meta: bytes, key_name: str) -> None:
+    """decode_lean's short way for the usual entry (a definition seen before without findings,
+    a canonical meta) gives what the general way gives, which equals the full decoder above."""
+    fields = {"definition": definition, "meta": meta}
+    key = "redbeat:" + key_name
+    general = FastEntryDecoder(size=0).decode_lean(fields, name=key_name, key=key)  # no cache
+    LEAN_DECODER.decode_lean(fields, name=key_name, key=key)  # the definition is now cached
+    assert _lean_key(LEAN_DECODER.decode_lean(fields, name=key_name, key=key)) == (
+        _lean_key(general))
+
+
+USUAL_META = ('{{"last_run_at": {{"__type__": "datetime", "year": {y}, "month": {mo}, '
+              '"day": {d}, "hour": {h}, "minute": {mi}, "second": {s}, "microsecond": {us}, '
+              '"timezone": "{tz}"}}{count}}}')
+
+#: One value out of range per field (the year: one the fast path leaves to the full decoder).
+OUT_OF_RANGE = {"y": [1, 9000], "mo": [0, 13], "d": [0, 32], "h": [24], "mi": [60], "s": [60],
+                "us": [1000000]}
+
+
+@st.composite
+def usual_metas(draw: st.DrawFn) -> bytes:
+    values: dict[str, object] = {
+        "y": draw(st.sampled_from([2, 1900, 2000, 2023, 2024, 2100, 8999])),
+        "mo": draw(st.integers(1, 12)), "d": draw(st.integers(1, 31)),
+        "h": draw(st.integers(0, 23)), "mi": draw(st.integers(0, 59)),
+        "s": draw(st.integers(0, 59)), "us": draw(st.sampled_from([0, 1, 909667, 999999])),
+        "tz": draw(st.sampled_from(["UTC", "UTC", "Europe/Berlin", "Australia/Lord_Howe",
+                                    "Mars/Olympus", "localtime"])),
+    }
+    broken = draw(st.sampled_from([*[None] * len(OUT_OF_RANGE), *OUT_OF_RANGE]))
+    if broken is not None:
+        values[broken] = draw(st.sampled_from(OUT_OF_RANGE[broken]))
+    count = draw(st.sampled_from([None, 0, 7, 10**15 - 1]))
+    return USUAL_META.format(**values, count="" if count is None
+                             else f', "total_run_count": {count}').encode()
+
+
+@settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(schedule=st.sampled_from(SCHEDULES[:3] * 3 + SCHEDULES[3:]), meta=usual_metas(),
+       key_name=st.sampled_from(["report", "entry-1", "a:b", "r\u00e9sum\u00e9", ":x"]))
+def test_lean_path_of_usual_entries_equals_the_full_decoder(
+    schedule: object, meta: bytes, key_name: str,
+) -> None:
+    """The usual entry (its own name, a definition seen before, a canonical meta) through the
+    short way: the same schedule, last run (and its zone) and findings as the full decoder."""
+    definition = json.dumps(_definition(key_name, schedule, {})).encode()
+    fields = {"definition": definition, "meta": meta}
+    key = "redbeat:" + key_name
+    full = decode_entry(fields, name=key_name, key=key)
+    LEAN_DECODER.decode_lean(fields, name=key_name, key=key)  # the definition is now cached
+    lean = LEAN_DECODER.decode_lean(fields, name=key_name, key=key)
+    assert Counter(map(_key, lean.report)) == Counter(map(_key, full.report))
+    if full.value is None:
+        assert lean.schedule is None
+        return
+    stored = full.value.meta.last_run_at if full.value.meta is not None else None
+    last = None if stored is None else stored.to_datetime()
+    assert (lean.schedule, lean.enabled) == (full.value.definition.schedule,
+                                             full.value.definition.enabled)
+    assert (lean.last_run_at, repr(lean.last_run_at)) == (last, repr(last))
+
+
+def test_the_lean_path_uses_the_cache() -> None:
+    decoder = FastEntryDecoder()
+    meta = (b'{"last_run_at": ' + DATETIME.format(y=2026, mo=11, d=22, h=9, mi=5, tz="UTC")
+            .encode() + b', "total_run_count": 3}')
+    for index in range(20):
+        text = json.dumps(_definition(f"e{index}", SCHEDULES[0], {})).encode()
+        lean = decoder.decode_lean({"definition": text, "meta": meta}, name=f"e{index}",
+                                   key=f"redbeat:e{index}")
+        assert lean.schedule == Interval(300.0, False) and lean.enabled
+        assert lean.last_run_at == datetime(2026, 11, 22, 9, 5, tzinfo=ZoneInfo("UTC"))
+        assert not lean.report.findings
+    assert (decoder.misses, decoder.hits) == (1, 19)

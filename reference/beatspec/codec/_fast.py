@@ -20,11 +20,13 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
+from functools import lru_cache
 from typing import Final, NamedTuple
 from zoneinfo import ZoneInfo
 
 from beatspec._collector import Collector
 from beatspec._jsontext import MAX_FIELD_BYTES, MISSING, parse_json_text
+from beatspec.codec import decode_definition, decode_entry
 from beatspec.codec.decode import LAST_RUN_YEAR_LIMIT, _decode_name, decode_definition_value
 from beatspec.codec.types import DateTime, Definition, Entry, Meta, Schedule
 from beatspec.findings import Finding, Outcome, Report
@@ -33,49 +35,64 @@ from beatspec.zones import is_known_zone
 __all__ = ["FastEntryDecoder", "Lean"]
 
 _NAME_HEAD: Final = b'{"name": "'
-_INT: Final = rb"(0|[1-9][0-9]*)"
+_INT: Final = rb"(?:0|[1-9][0-9]*)"
 _META: Final = re.compile(
-    rb'\{"last_run_at": (?:null|\{"__type__": "datetime", "year": ' + _INT
+    rb'\{"last_run_at": (?:null|\{"__type__": "datetime", ("year": ' + _INT
     + rb', "month": ' + _INT + rb', "day": ' + _INT + rb', "hour": ' + _INT
-    + rb', "minute": ' + _INT + rb', "second": ' + _INT + rb', "microsecond": ' + _INT
-    + rb', "timezone": "([A-Za-z][A-Za-z0-9_+/-]{0,63})"\})'
+    + rb'), "minute": (' + _INT + rb'), "second": (' + _INT + rb'), "microsecond": (' + _INT
+    + rb'), "timezone": "([A-Za-z][A-Za-z0-9_+/-]{0,63})"\})'
     + rb'(?:, "total_run_count": (0|[1-9][0-9]{0,14}))?\}'
 )
-_DAYS: Final = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+_DIGITS: Final = re.compile(rb"[0-9]+")
 #: Names that pass every name check (KEY-6, KEY-7, DEF-3): printable ASCII, no space, no
 #: leading ':' (so never a reserved suffix).
 _PLAIN_NAME: Final = re.compile(r"[A-Za-z0-9._@/+=-][A-Za-z0-9._:@/+=-]*")
+_PLAIN_NAME_BYTES: Final = re.compile(_PLAIN_NAME.pattern.encode("ascii"))
 _EMPTY: Final = Report()
+_MAX_COUNT: Final = 2**53 - 1
 
 
-_NEVER: Final = (None, None)
-
-
-Stamp = tuple[int, int, int, int, int, int, int]
-
-
-def _fast_meta(raw: bytes) -> tuple[Stamp | None, str | None, int | None] | None:
-    """The canonical meta forms as (datetime fields, zone, count), or None for anything the
-    full decoder must judge."""
+def _fast_meta(raw: bytes) -> tuple[datetime | None, str | None, int | None] | None:
+    """The canonical meta forms as (last run, its zone, count), or None for anything the full
+    decoder must judge."""
     match = _META.fullmatch(raw)
     if match is None:
         return None
-    groups = match.groups()
-    count = None if groups[8] is None else int(groups[8])
-    if count is not None and count > 2**53 - 1:
+    hours, minute, second, micro, zone_raw, count_raw = match.groups()
+    count = None if count_raw is None else int(count_raw)
+    if count is not None and count > _MAX_COUNT:
         return None
-    if groups[0] is None:
+    if hours is None:
         return None, None, count
-    fields: Stamp = tuple(map(int, groups[:7]))  # type: ignore[assignment]
-    year, month, day, hour, minute, second, micro = fields
-    zone = groups[7].decode("ascii")
-    if not (2 <= year < LAST_RUN_YEAR_LIMIT and 1 <= month <= 12 and hour <= 23 and minute <= 59
-            and second <= 59 and micro <= 999_999 and is_known_zone(zone)):
+    date = _date_hour(hours)
+    zone = _known_zone(zone_raw)
+    if date is None or zone is None:
         return None
-    leap = month == 2 and year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
-    if not 1 <= day <= _DAYS[month - 1] + leap:
+    try:  # datetime checks the ranges of month, day (leap years too), hour, minute and second
+        last = datetime(*date, int(minute), int(second), int(micro), tzinfo=zone[1])
+    except (ValueError, OverflowError):
         return None
-    return fields, zone, count
+    return last, zone[0], count
+
+
+@lru_cache(maxsize=4096)
+def _date_hour(text: bytes) -> tuple[int, int, int, int] | None:
+    """Year, month, day and hour of a canonical last_run_at (most entries of a keyspace last
+    ran within a few hours, so this is nearly always a cache hit); None for a year the full
+    decoder reports."""
+    try:
+        year, month, day, hour = map(int, _DIGITS.findall(text))
+    except ValueError:  # more digits than int() takes
+        return None
+    if not 2 <= year < LAST_RUN_YEAR_LIMIT:
+        return None
+    return year, month, day, hour
+
+
+@lru_cache(maxsize=256)
+def _known_zone(raw: bytes) -> tuple[str, ZoneInfo] | None:
+    name = raw.decode("ascii")
+    return (name, ZoneInfo(name)) if is_known_zone(name) else None
 
 
 class Lean(NamedTuple):
@@ -107,12 +124,36 @@ class FastEntryDecoder:
 
     def decode_lean(self, fields: Mapping[str, bytes], *, name: str, key: str) -> Lean:
         """Only what judging needs, without building the entry's objects."""
+        if len(fields) == 2:
+            usual = self._usual(fields.get("definition"), fields.get("meta"), name)
+            if usual is not None:
+                return usual
         return self._decode(fields, name=name, key=key, full=False)[0]
+
+    def _usual(self, definition: object, meta: object, name: str) -> Lean | None:
+        """The usual entry, in short: its own plain name, a definition seen before without a
+        finding and a canonical meta. None for anything else (the general way judges it)."""
+        if not isinstance(definition, bytes) or not isinstance(meta, bytes):
+            return None
+        match = _NAME_MEMBER.match(definition)
+        if match is None or len(definition) > MAX_FIELD_BYTES:
+            return None
+        rest = definition[match.end() - 1:]
+        cached = self._cache.get(rest)
+        if cached is None or cached[1] or cached[0] is None:
+            return None
+        own_name = match.group(1)
+        if not _PLAIN_NAME_BYTES.fullmatch(own_name) or own_name.decode("ascii") != name:
+            return None
+        parsed = _fast_meta(meta)
+        if parsed is None:
+            return None
+        self.hits += 1
+        self._cache.move_to_end(rest)
+        return Lean(cached[0].schedule, cached[0].enabled, parsed[0], None, _EMPTY)
 
     def _decode(self, fields: Mapping[str, bytes], *, name: str, key: str, full: bool
                 ) -> tuple[Lean, Entry | None]:
-        from beatspec.codec import decode_entry
-
         definition_raw = fields.get("definition")
         meta_raw = fields.get("meta")
         split = None
@@ -120,28 +161,9 @@ class FastEntryDecoder:
             split = _split_name(definition_raw)
         meta = _fast_meta(meta_raw) if split is not None else None  # type: ignore[arg-type]
         if split is None or meta is None:
-            decoded = decode_entry(fields, name=name, key=key, profile=self.profile)
-            entry = decoded.value
-            if entry is None:
-                return self._without_meta(fields, name, key, decoded.report), None
-            last = None
-            if entry.meta is not None and entry.meta.last_run_at is not None:
-                last = entry.meta.last_run_at.to_datetime()
-            zone = entry.extensions.timezone if entry.extensions is not None else None
-            return Lean(entry.definition.schedule, entry.definition.enabled, last, zone,
-                        decoded.report), entry
+            return self._decode_fully(fields, name, key)
         own_name, rest = split
-        cached = self._cache.get(rest)
-        if cached is None:
-            self.misses += 1
-            cached = self._decode_rest(rest, key)
-            self._cache[rest] = cached
-            if len(self._cache) > self.size:
-                self._cache.popitem(last=False)
-        else:
-            self.hits += 1
-            self._cache.move_to_end(rest)
-        template, findings, parsed = cached
+        template, findings, parsed = self._definition(rest, key)
         if parsed and own_name == name and _PLAIN_NAME.fullmatch(own_name):
             name_findings: list[Finding] = []  # what _decode_name finds for a plain name: nothing
         else:
@@ -153,23 +175,48 @@ class FastEntryDecoder:
             _merge(name_findings, findings, key))
         if template is None or (report is not _EMPTY and not report.valid()):
             return Lean(None, False, None, None, report), None
-        stamp, zone_name, count = meta
-        last_run = None
-        if stamp is not None and zone_name is not None:
-            y, mo, d, h, mi, sec, us = stamp
-            last_run = datetime(y, mo, d, h, mi, sec, us, tzinfo=ZoneInfo(zone_name))
+        last_run, zone_name, count = meta
         lean = Lean(template.schedule, template.enabled, last_run, None, report)
         if not full:
             return lean, None
-        stored = None if stamp is None else DateTime(*stamp, zone_name)
+        stored = None if last_run is None else DateTime(
+            last_run.year, last_run.month, last_run.day, last_run.hour, last_run.minute,
+            last_run.second, last_run.microsecond, zone_name)
         return lean, Entry(replace(template, name=own_name), Meta(stored, count), None)
+
+    def _definition(self, rest: bytes, key: str
+                    ) -> tuple[Definition | None, tuple[Finding, ...], bool]:
+        """The memoised decoding of a definition's text after its name."""
+        cached = self._cache.get(rest)
+        if cached is None:
+            self.misses += 1
+            cached = self._decode_rest(rest, key)
+            self._cache[rest] = cached
+            if len(self._cache) > self.size:
+                self._cache.popitem(last=False)
+        else:
+            self.hits += 1
+            self._cache.move_to_end(rest)
+        return cached
+
+    def _decode_fully(self, fields: Mapping[str, bytes], name: str, key: str
+                      ) -> tuple[Lean, Entry | None]:
+        """Anything else: the full decoder."""
+        decoded = decode_entry(fields, name=name, key=key, profile=self.profile)
+        entry = decoded.value
+        if entry is None:
+            return self._without_meta(fields, name, key, decoded.report), None
+        last = None
+        if entry.meta is not None and entry.meta.last_run_at is not None:
+            last = entry.meta.last_run_at.to_datetime()
+        zone = entry.extensions.timezone if entry.extensions is not None else None
+        return Lean(entry.definition.schedule, entry.definition.enabled, last, zone,
+                    decoded.report), entry
 
     def _without_meta(self, fields: Mapping[str, bytes], name: str, key: str,
                       report: Report) -> Lean:
         """An entry whose meta is missing is still scheduled as never run (RedBeat reads no meta
         as last_run_at null), so its score can be judged when its definition decodes."""
-        from beatspec.codec import decode_definition
-
         raw = fields.get("definition")
         if fields.get("meta") not in (None, b"", "") or raw in (None, b"", ""):
             return Lean(None, False, None, None, report)
