@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -282,6 +283,22 @@ def test_misfire_skip_interval_moves_last_run_to_the_newest_true_slot() -> None:
     assert decision.action == "skip"
     assert meta_of(decision.meta) == (newest, 2)
     assert decision.score == math.floor((newest + timedelta(seconds=7)).timestamp())
+
+
+@pytest.mark.parametrize("policy", ["skip", "run_all"])
+def test_misfire_on_a_schedule_that_does_not_advance_terminates(policy: str) -> None:
+    """A relative interval shorter than a second rounds its next run down to the second it
+    started from (next_run(t) == t, Celery's delta_resolution): collecting the missed slots
+    for skip/run_all must still terminate, or one such entry would hang every scheduler."""
+    result: list[Any] = []
+    loaded = entry(interval(0.5, relative=True), last=NOW - timedelta(seconds=10),
+                   extensions={"misfire": {"policy": policy, "grace": 30}})
+    worker = threading.Thread(target=lambda: result.append(
+        decide(loaded, now=NOW, app_zone=UTC, stored_score=0)), daemon=True)
+    worker.start()
+    worker.join(timeout=20)
+    assert result, "decide() did not return"
+    assert result[0].action == "fire" and len(result[0].fires) >= 1
 
 
 def test_jitter_delays_are_within_range_and_seeded() -> None:

@@ -143,8 +143,11 @@ def _recent_slots(entry: Entry, last: datetime, now: datetime, zone: tzinfo,
         total = 0
         current: datetime | None = start.astimezone(last.tzinfo)
         while current is not None:
+            previous = current
             current = next_run(schedule, current, zone=zone)
-            if current is None or current > now:
+            # a schedule that does not advance (a relative interval under a second rounds its
+            # next run down to the start) has no further slots to count
+            if current is None or current > now or current <= previous:
                 break
             found.append(current)
             total += 1
