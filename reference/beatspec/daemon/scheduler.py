@@ -246,7 +246,13 @@ class Scheduler:
             return self._back_off(entry, now, _finding(
                 "ENT-1", entry.key, "the entry key does not hold a hash",
                 "store the entry as a hash with definition and meta fields"))
-        decoded, report = self._decoder.decode(entry.fields, name=name, key=entry.key)
+        try:
+            decoded, report = self._decoder.decode(entry.fields, name=name, key=entry.key)
+        except Exception as exc:  # a decoder bug stays confined to its entry (RUN-2)
+            LOGGER.exception("cannot decode the entry", extra={"key": entry.key})
+            return self._back_off(entry, now, _finding(
+                "RUN-2", entry.key, f"decoding failed: {type(exc).__name__}: {exc}",
+                "please report this entry to beatspec; it is retried with back-off"))
         failed = [f for f in report.findings if f.outcome is Outcome.FAILED]
         if decoded is None or failed:
             return self._back_off(entry, now, failed[0] if failed else _finding(
@@ -444,6 +450,11 @@ class Scheduler:
             LOGGER.warning("Redis error: %s", exc)
             if self.is_leader and not self._lease_valid():
                 self.step_down("Redis unreachable for longer than the lease")
+            return self.config.retry_interval
+        except Exception:  # never exit, never crash-loop (RUN-2): log, step down, go on
+            LOGGER.exception("unexpected error in the scheduler loop; standing by")
+            self._pending.clear()
+            self.release()  # let a standby take over at once
             return self.config.retry_interval
 
     def _reload(self) -> None:
