@@ -27,7 +27,7 @@ def _use_config_file(ctx: click.Context, _param: click.Parameter, value: str | N
     try:
         ctx.default_map = {**(ctx.default_map or {}), **load_toml(Path(value))}
     except (OSError, ValueError) as exc:
-        raise click.BadParameter(str(exc), ctx=ctx, param=_param) from None
+        raise click.BadParameter(f"{value}: {exc}", ctx=ctx, param=_param) from None
 
 
 def layout_for(prefix: str, lock_key: str | None) -> Layout:
