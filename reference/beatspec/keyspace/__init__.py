@@ -127,16 +127,23 @@ def _can_pipeline(client: Any) -> bool:
     return _hiredis is not None and isinstance(client, redis.Redis)
 
 
+#: Bytes handed to the hiredis reader at a time. Each reply it takes out of its buffer moves
+#: the rest of the buffer to the front once a kilobyte is consumed: fed a large read at once,
+#: it spends most of its time moving memory (quadratic in the size fed).
+_FEED = 8192
+
+
 class _Pipelined:
     """One pooled connection on which packed commands are sent, possibly several requests ahead,
-    and their replies read in order with one hiredis reader (which keeps any bytes of the next
-    replies that a read brought along)."""
+    and their replies read in order with one hiredis reader. Bytes read but not yet fed to the
+    reader (replies to come) stay in ``_buffer[_fed:_read]``."""
 
     def __init__(self, client: Any) -> None:
         self._pool = client.connection_pool
         self._connection: Any = self._pool.get_connection()
         self._reader = _hiredis.Reader()
         self._buffer = bytearray(1 << 18)
+        self._fed = self._read = 0
         self._pending = 0
 
     def __enter__(self) -> _Pipelined:
@@ -154,20 +161,26 @@ class _Pipelined:
 
     def receive(self, count: int) -> list[Any]:
         """The next ``count`` replies (errors come back as exception objects)."""
-        reader, buffer = self._reader, self._buffer
-        sock = self._connection._sock
+        reader = self._reader
         replies: list[Any] = []
         while len(replies) < count:
             reply = reader.gets()
             if reply is False:
-                size = sock.recv_into(buffer)
-                if not size:
-                    raise redis.ConnectionError("connection closed by the server")
-                reader.feed(buffer, 0, size)
+                self._feed()
                 continue
             replies.append(reply)
         self._pending -= count
         return replies
+
+    def _feed(self) -> None:
+        """Hand the reader the next bytes, reading from the socket when all were handed."""
+        if self._fed == self._read:
+            self._fed, self._read = 0, self._connection._sock.recv_into(self._buffer)
+            if not self._read:
+                raise redis.ConnectionError("connection closed by the server")
+        size = min(_FEED, self._read - self._fed)
+        self._reader.feed(self._buffer, self._fed, size)
+        self._fed += size
 
 
 _FIELD_NAMES: dict[object, str] = {b"definition": "definition", b"meta": "meta",
@@ -287,8 +300,10 @@ class Keyspace:
     def scan_raw(self, count: int = 1000) -> Iterator[list[bytes]]:
         """:meth:`scan_keys` with the keys as Redis sent them (bytes), ready to be sent back."""
         match = glob_escape(self.layout.prefix) + "*"
-        replies = (self._scan_replies(match, count) if type(self.client) is redis.Redis
-                   else ([key] for key in self.client.scan_iter(match=match, count=count)))
+        replies = (
+            self._scan_ahead(match, count) if _can_pipeline(self.client)
+            else self._scan_replies(match, count) if type(self.client) is redis.Redis
+            else ([key] for key in self.client.scan_iter(match=match, count=count)))
         batch: list[bytes] = []
         for keys in replies:
             batch.extend(_raw_keys(keys))
@@ -297,6 +312,25 @@ class Keyspace:
                 batch = []
         if batch:
             yield batch
+
+    def _scan_ahead(self, match: str, count: int) -> Iterator[list[bytes]]:
+        """The keys of each SCAN reply; the next SCAN is sent before a reply's keys are handed
+        out, so Redis looks for them while the caller works."""
+        def scan(cursor: bytes) -> None:
+            connection.send(_pack((b"SCAN", cursor, b"MATCH", match, b"COUNT", str(count))), 1)
+
+        with _Pipelined(self.client) as connection:
+            scan(b"0")
+            while True:
+                reply = connection.receive(1)[0]
+                if isinstance(reply, Exception):
+                    raise redis.ResponseError(str(reply))
+                cursor, keys = reply
+                if cursor == b"0":
+                    yield keys
+                    return
+                scan(cursor)
+                yield keys
 
     def _scan_replies(self, match: str, count: int) -> Iterator[list[bytes | str]]:
         """The keys of each SCAN reply (a plain client: one node, one cursor)."""
