@@ -21,8 +21,8 @@ from zoneinfo import ZoneInfo
 
 from beatspec.audit._checks import (
     ENTRY_RULES,
+    EntryJudge,
     check_declaration,
-    check_entry,
     check_index_type,
     check_lock,
     check_members,
@@ -119,8 +119,9 @@ def _entry_pass(keyspace: Keyspace, options: AuditOptions, result: AuditResult,
                 now_zone: tuple[datetime, ZoneInfo], batches: Iterable[list[bytes]]) -> None:
     """Pass 1: every key of ``batches``; entries are decoded and their scores judged."""
     now, zone = now_zone
-    layout = keyspace.layout
-    decoder = FastEntryDecoder(profile=result.profile)
+    judge = EntryJudge(result, keyspace.layout, now=now, zone=zone,
+                       tolerance=options.score_tolerance,
+                       decoder=FastEntryDecoder(profile=result.profile))
     candidates = _candidates(keyspace, result, batches)
     # Entries are read directly (HGETALL + ZSCORE); a key that is no hash answers WRONGTYPE
     # and is looked at with TYPE, like the layout's own keys.
@@ -131,8 +132,7 @@ def _entry_pass(keyspace: Keyspace, options: AuditOptions, result: AuditResult,
             key = raw.decode("utf-8", "surrogateescape")
             if ok:
                 if fields:  # empty: deleted since SCAN saw it
-                    check_entry(result, layout, key, fields, stored, now=now, zone=zone,
-                                tolerance=options.score_tolerance, decoder=decoder)
+                    judge(key, fields, stored)
             else:
                 others.append(key)
                 if stored is not None:  # a scheduled non-hash: ENT-1 in the schedule pass

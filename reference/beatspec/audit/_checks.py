@@ -11,11 +11,12 @@ from zoneinfo import ZoneInfo
 from beatspec.audit._result import AuditResult
 from beatspec.codec._fast import FastEntryDecoder
 from beatspec.engine import NEVER_RUN, UnsupportedSchedule, next_run, score_for
-from beatspec.findings import Finding, Outcome, outcome_for
+from beatspec.findings import Finding, Outcome, Report, outcome_for
 from beatspec.keyspace import Layout, LockState, ServerState
 from beatspec.scores import MILLISECONDS_THRESHOLD, judge_score
 
 __all__ = [
+    "EntryJudge",
     "check_declaration",
     "check_entry",
     "check_lock",
@@ -43,51 +44,90 @@ def check_entry(
     decoder: FastEntryDecoder,
 ) -> None:
     """One entry hash: its documents, then its score against the engine."""
-    name = layout.name_of(key) or key
-    if "definition" not in fields and stored is None:
-        # neither a definition nor a schedule member: some other application's hash
-        result.counts["other keys"] += 1
-        result.add(_finding(
+    EntryJudge(result, layout, now=now, zone=zone, tolerance=tolerance,
+               decoder=decoder)(key, fields, stored)
+
+
+class EntryJudge:
+    """:func:`check_entry` with the audit's settings bound once, for the entries of a pass."""
+
+    __slots__ = ("_counts", "_decoder", "_layout", "_now", "_now_floor", "_prefix", "_result",
+                 "_tolerance", "_zone")
+
+    def __init__(self, result: AuditResult, layout: Layout, *, now: datetime, zone: tzinfo,
+                 tolerance: float, decoder: FastEntryDecoder) -> None:
+        self._result, self._layout, self._decoder = result, layout, decoder
+        self._counts = result.counts
+        self._prefix = layout.prefix
+        self._now, self._zone, self._tolerance = now, zone, tolerance
+        self._now_floor = math.floor(now.timestamp())
+
+    def __call__(self, key: str, fields: dict[str, bytes], stored: float | None) -> None:
+        if "definition" not in fields and stored is None:
+            self._foreign(key)
+            return
+        counts = self._counts
+        counts["entries"] += 1
+        if stored is not None:
+            counts["scheduled entries"] += 1
+        name = key[len(self._prefix):] if key.startswith(self._prefix) else ""
+        lean = self._decoder.decode_lean(fields, name=name or key, key=key)
+        if lean.report.findings:
+            self._report(lean.report)
+        if lean.schedule is None:
+            return
+        if lean.enabled:
+            counts["enabled"] += 1
+        else:
+            counts["disabled"] += 1
+            self._result.add(_finding("DEF-10", key, "false", "the entry is disabled",
+                                      "set enabled to true to resume it", outcome=Outcome.INFO))
+        last = lean.last_run_at
+        zone = ZoneInfo(lean.timezone) if lean.timezone else self._zone
+        try:
+            upcoming = next_run(lean.schedule, last or NEVER_RUN(zone), zone=zone)
+        except UnsupportedSchedule as exc:
+            self._result.add(_finding("SOLAR-3", key, lean.schedule, f"cannot evaluate: {exc}",
+                                      "install beatspec[solar]", outcome=Outcome.INFO))
+            return
+        if (stored is not None and upcoming is not None and last is not None
+                and 0 <= stored < MILLISECONDS_THRESHOLD and stored == math.floor(stored)
+                and stored <= max(math.floor(upcoming.timestamp()), self._now_floor)
+                + self._tolerance):
+            return  # the common case: a whole-second score, not late (judge_score finds nothing)
+        _check_score(self._result, self._layout, key, stored, upcoming, now=self._now,
+                     never_run=last is None, enabled=lean.enabled, tolerance=self._tolerance)
+
+    def _foreign(self, key: str) -> None:
+        """Neither a definition nor a schedule member: some other application's hash."""
+        self._counts["other keys"] += 1
+        self._result.add(_finding(
             "KEY-9", key, "hash without definition", "a hash under the prefix that is neither "
             "an entry (no definition) nor scheduled", "keep other data under another prefix",
         ))
-        return
-    result.counts["entries"] += 1
-    if stored is not None:
-        result.counts["scheduled entries"] += 1
-    lean = decoder.decode_lean(fields, name=name, key=key)
-    for finding in lean.report:
-        if result.minor > 0 and finding.rule == "EXT-1" and finding.pointer:
-            # a member a newer minor version may define (spec 14.3): not ours to judge
-            finding = replace(finding, outcome=Outcome.INFO)
-        result.add(finding)
-    if lean.report.findings and not lean.report.valid():
-        result.counts["invalid entries"] += 1
-    if lean.schedule is None:
-        return
-    enabled = lean.enabled
-    result.counts["enabled" if enabled else "disabled"] += 1
-    if not enabled:
-        result.add(_finding("DEF-10", key, "false", "the entry is disabled",
-                            "set enabled to true to resume it", outcome=Outcome.INFO))
-    last = lean.last_run_at
-    evaluation_zone = ZoneInfo(lean.timezone) if lean.timezone else zone
-    try:
-        upcoming = next_run(lean.schedule, last or NEVER_RUN(evaluation_zone),
-                            zone=evaluation_zone)
-    except UnsupportedSchedule as exc:
-        result.add(_finding("SOLAR-3", key, lean.schedule, f"cannot evaluate: {exc}",
-                            "install beatspec[solar]", outcome=Outcome.INFO))
-        return
-    if (stored is not None and upcoming is not None and last is not None
-            and 0 <= stored < MILLISECONDS_THRESHOLD and stored == math.floor(stored)
-            and stored <= math.floor(max(upcoming, now).timestamp()) + tolerance):
-        return  # the common case: a whole-second score, not late (judge_score finds nothing)
-    expected = score_for(upcoming, never_run=last is None, now=now)
+
+    def _report(self, report: Report) -> None:
+        result = self._result
+        for finding in report:
+            if result.minor > 0 and finding.rule == "EXT-1" and finding.pointer:
+                # a member a newer minor version may define (spec 14.3): not ours to judge
+                finding = replace(finding, outcome=Outcome.INFO)
+            result.add(finding)
+        if not report.valid():
+            self._counts["invalid entries"] += 1
+
+
+def _check_score(
+    result: AuditResult, layout: Layout, key: str, stored: float | None,
+    upcoming: datetime | None, *, now: datetime, never_run: bool, enabled: bool,
+    tolerance: float,
+) -> None:
+    """The entry's score against the engine's next run (ZSET-2..ZSET-5)."""
+    expected = score_for(upcoming, never_run=never_run, now=now)
     due_at = None
     if upcoming is not None:
         # a score at or before now is never late: the entry is loaded at the next tick
-        due_at = now if last is None else max(upcoming, now)
+        due_at = now if never_run else max(upcoming, now)
     verdict = judge_score(stored, expected, due_at, enabled=enabled, tolerance=tolerance)
     found = "no member" if stored is None else (
         f"{stored:.0f}" if math.isfinite(stored) and stored == int(stored) else str(stored))
