@@ -41,38 +41,37 @@ _META: Final = re.compile(
     + rb', "month": ' + _INT + rb', "day": ' + _INT + rb', "hour": ' + _INT
     + rb'), "minute": (' + _INT + rb'), "second": (' + _INT + rb'), "microsecond": (' + _INT
     + rb'), "timezone": "([A-Za-z][A-Za-z0-9_+/-]{0,63})"\})'
+    # at most 15 digits: always within 2**53 - 1, so JSON-5 has nothing to say
     + rb'(?:, "total_run_count": (0|[1-9][0-9]{0,14}))?\}'
 )
 _DIGITS: Final = re.compile(rb"[0-9]+")
 #: Names that pass every name check (KEY-6, KEY-7, DEF-3): printable ASCII, no space, no
 #: leading ':' (so never a reserved suffix).
 _PLAIN_NAME: Final = re.compile(r"[A-Za-z0-9._@/+=-][A-Za-z0-9._:@/+=-]*")
-_PLAIN_NAME_BYTES: Final = re.compile(_PLAIN_NAME.pattern.encode("ascii"))
+#: A definition's leading "name" member with a plain name.
+_PLAIN_NAME_MEMBER: Final = re.compile(rb'\{"name": "(' + _PLAIN_NAME.pattern.encode("ascii")
+                                       + rb')"')
 _EMPTY: Final = Report()
-_MAX_COUNT: Final = 2**53 - 1
 
 
-def _fast_meta(raw: bytes) -> tuple[datetime | None, str | None, int | None] | None:
-    """The canonical meta forms as (last run, its zone, count), or None for anything the full
-    decoder must judge."""
+def _fast_meta(raw: bytes) -> tuple[datetime | None, str | None, bytes | None] | None:
+    """The canonical meta forms as (last run, its zone, count's digits), or None for anything
+    the full decoder must judge."""
     match = _META.fullmatch(raw)
     if match is None:
         return None
     hours, minute, second, micro, zone_raw, count_raw = match.groups()
-    count = None if count_raw is None else int(count_raw)
-    if count is not None and count > _MAX_COUNT:
-        return None
     if hours is None:
-        return None, None, count
+        return None, None, count_raw
     date = _date_hour(hours)
     zone = _known_zone(zone_raw)
     if date is None or zone is None:
         return None
     try:  # datetime checks the ranges of month, day (leap years too), hour, minute and second
-        last = datetime(*date, int(minute), int(second), int(micro), tzinfo=zone[1])
+        last = datetime(*date, int(minute), int(second), int(micro), zone[1])
     except (ValueError, OverflowError):
         return None
-    return last, zone[0], count
+    return last, zone[0], count_raw
 
 
 @lru_cache(maxsize=4096)
@@ -135,15 +134,14 @@ class FastEntryDecoder:
         finding and a canonical meta. None for anything else (the general way judges it)."""
         if not isinstance(definition, bytes) or not isinstance(meta, bytes):
             return None
-        match = _NAME_MEMBER.match(definition)
+        match = _PLAIN_NAME_MEMBER.match(definition)
         if match is None or len(definition) > MAX_FIELD_BYTES:
             return None
         rest = definition[match.end() - 1:]
         cached = self._cache.get(rest)
         if cached is None or cached[1] or cached[0] is None:
             return None
-        own_name = match.group(1)
-        if not _PLAIN_NAME_BYTES.fullmatch(own_name) or own_name.decode("ascii") != name:
+        if match.group(1).decode("ascii") != name:
             return None
         parsed = _fast_meta(meta)
         if parsed is None:
@@ -175,13 +173,14 @@ class FastEntryDecoder:
             _merge(name_findings, findings, key))
         if template is None or (report is not _EMPTY and not report.valid()):
             return Lean(None, False, None, None, report), None
-        last_run, zone_name, count = meta
+        last_run, zone_name, count_raw = meta
         lean = Lean(template.schedule, template.enabled, last_run, None, report)
         if not full:
             return lean, None
         stored = None if last_run is None else DateTime(
             last_run.year, last_run.month, last_run.day, last_run.hour, last_run.minute,
             last_run.second, last_run.microsecond, zone_name)
+        count = None if count_raw is None else int(count_raw)
         return lean, Entry(replace(template, name=own_name), Meta(stored, count), None)
 
     def _definition(self, rest: bytes, key: str
