@@ -37,6 +37,8 @@ PROCEDURAL_RULES: frozenset[str] = frozenset({
     "OPT-2",
     # Celery's built-in task names (with arguments): "a string but these" needs `not`
     "DEF-4",
+    # a MONTHLY rule's weekday n in -5..5 depends on freq: needs if/then
+    "RRULE-9",
 })
 
 #: A typed value inside args, kwargs or an unknown option (reported together with TAG-1) is

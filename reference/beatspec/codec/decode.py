@@ -459,6 +459,8 @@ def _decode_rrule(obj: Mapping[str, Json], out: Collector) -> RRule | None:
     if out.has_failed(start):
         return None
     rule = RRule(**args)  # type: ignore[arg-type]
+    if rule.frequency == 1 and _monthly_n_out_of_range(rule.byweekday, out):
+        return None
     from beatspec.engine._rrule import to_dateutil
 
     try:
@@ -505,6 +507,20 @@ class _nullcontext:
 
     def __exit__(self, *exc: object) -> None:
         return None
+
+
+def _monthly_n_out_of_range(value: object, out: Collector) -> bool:
+    """A MONTHLY rule's nth weekday lies in -5..5: a month has at most five of each weekday;
+    dateutil never matches a larger n, or raises IndexError on it (RRULE-9)."""
+    days = value if isinstance(value, tuple | list) else (value,)
+    bad = [d.n for d in days if isinstance(d, Weekday) and d.n is not None and abs(d.n) > 5]
+    if bad:
+        with out.at("byweekday"):
+            out.add("RRULE-9", bad[0], "a MONTHLY rule's weekday n lies in -5..5: a month has at "
+                    "most five of each weekday, and dateutil raises IndexError (beat exits) or "
+                    "never matches", "use n in -5..5, or freq 0 (YEARLY) for the nth weekday of "
+                    "a year")
+    return bool(bad)
 
 
 def _decode_weekdays(value: object, name: str, out: Collector, *, many: bool) -> RRuleValue:
