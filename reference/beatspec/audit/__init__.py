@@ -53,7 +53,8 @@ class AuditOptions:
     max_details: int = 1000
     rules: RuleFilter = field(default_factory=RuleFilter)
     now: datetime | None = None
-    #: processes for the first pass (keys are split by a hash of their name); 1 = in-process
+    #: processes for the first pass (this one SCANs and shares the key batches with
+    #: ``workers - 1`` forked ones); 1 = in-process
     workers: int = 1
 
 
