@@ -178,7 +178,7 @@ def read_queue(client: redis.Redis, queue: str, *, pop: bool = True) -> list[Mes
 
 #: What differs between two sends of one entry (the times are compared to within a second).
 VARYING_HEADERS = ("id", "root_id", "origin", "eta", "expires")
-VARYING_PROPERTIES = ("correlation_id", "reply_to", "delivery_tag")
+VARYING_PROPERTIES = ("correlation_id", "reply_to", "delivery_tag", "expiration")
 
 
 def stable_envelope(message: Message) -> dict[str, Any]:
@@ -187,8 +187,23 @@ def stable_envelope(message: Message) -> dict[str, Any]:
     for name in VARYING_HEADERS:
         envelope["headers"].pop(name)
     for name in VARYING_PROPERTIES:
-        envelope["properties"].pop(name)
+        envelope["properties"].pop(name, None)
     return {"key": message.key, **envelope}
+
+
+def _differences(mine: dict[str, Any], theirs: dict[str, Any]) -> str:
+    """The members that differ, decoded bodies included (this module is not assert-rewritten)."""
+    lines = []
+    for part in ("key", "body", "content-encoding", "content-type", "headers", "properties"):
+        a, b = mine.get(part), theirs.get(part)
+        if part == "body":
+            a, b = (base64.b64decode(x).decode() if isinstance(x, str) else x for x in (a, b))
+        if isinstance(a, dict) and isinstance(b, dict):
+            lines += [f"{part}.{k}: ours {a.get(k)!r} != celery {b.get(k)!r}"
+                      for k in sorted(a.keys() | b.keys()) if a.get(k) != b.get(k)]
+        elif a != b:
+            lines.append(f"{part}: ours {a!r} != celery {b!r}")
+    return "\n".join(lines)
 
 
 def assert_same_message(beat: Message, ours: Message) -> None:
@@ -196,7 +211,8 @@ def assert_same_message(beat: Message, ours: Message) -> None:
     for message in (beat, ours):
         assert message.headers["id"] == message.headers["root_id"]
         assert message.headers["id"] == message.properties["correlation_id"]
-    assert stable_envelope(ours) == stable_envelope(beat)
+    mine, theirs = stable_envelope(ours), stable_envelope(beat)
+    assert mine == theirs, _differences(mine, theirs)
     for name in ("eta", "expires"):
         theirs, mine = beat.headers[name], ours.headers[name]
         assert (theirs is None) == (mine is None), (name, theirs, mine)
@@ -204,6 +220,11 @@ def assert_same_message(beat: Message, ours: Message) -> None:
             a, b = datetime.fromisoformat(theirs), datetime.fromisoformat(mine)
             assert a.utcoffset() == b.utcoffset(), (name, theirs, mine)
             assert abs((a - b).total_seconds()) < 1.0, (name, theirs, mine)
+    # milliseconds until an absolute ``expires``: both count from their own send
+    theirs_ms, mine_ms = (m.properties.get("expiration") for m in (beat, ours))
+    assert (theirs_ms is None) == (mine_ms is None), (theirs_ms, mine_ms)
+    if theirs_ms is not None:
+        assert abs(int(theirs_ms) - int(mine_ms)) < 1000, (theirs_ms, mine_ms)
 
 
 def gaps(times: Sequence[float]) -> list[float]:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import kombu
 import pytest
@@ -202,6 +203,14 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "exchange-routing-key": {"exchange": "{q}-ex", "routing_key": "{q}-rk"},
     "everything": {"queue": "{q}", "priority": 3, "expires": 90, "countdown": 5,
                    "headers": {"x-trace": "t"}, "time_limit": 9, "soft_time_limit": 8},
+    # RedBeat decodes a tagged datetime anywhere in the definition; Celery sends it on
+    "datetimes": {"queue": "{q}", "expires": datetime(2099, 1, 2, 3, 4, 5, tzinfo=UTC),
+                  "headers": {"x-when": datetime(2030, 6, 1, 12, 0, tzinfo=UTC)}},
+}
+#: args of the entry per case (default: ``[1, "a", {"x": None}]``)
+ARGS: dict[str, list[Any]] = {
+    "datetimes": [datetime(2031, 3, 30, 1, 30, 0, 7, tzinfo=ZoneInfo("Europe/Berlin")),
+                  {"nested": [datetime(2026, 1, 1, tzinfo=UTC)]}],
 }
 
 def _fill(value: Any, queue: str) -> Any:
@@ -235,7 +244,8 @@ def test_message_equals_celery_beat_message(case: str, aux: RedisServer,
     try:
         entry = RedBeatSchedulerEntry(
             f"eq-{case}", NOT_REGISTERED, celery_interval(timedelta(hours=1)),
-            args=[1, "a", {"x": None}], kwargs={"k": [1.5, "é"]}, options=options, app=app)
+            args=ARGS.get(case, [1, "a", {"x": None}]), kwargs={"k": [1.5, "é"]},
+            options=options, app=app)
         entry.last_run_at = datetime.now(UTC) - timedelta(hours=2)
         entry.save()
         client = redis_ns.client()

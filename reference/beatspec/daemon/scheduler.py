@@ -311,10 +311,17 @@ class Scheduler:
         now: list[_Pending] = []
         for key, (decision, entry) in fires.items():
             for fire in decision.fires:
-                message = build_message(
-                    entry.definition, now=datetime.fromtimestamp(now_ts + fire.delay, UTC),
-                    app_zone=self.app_zone, origin=self.publisher.origin,
-                    reply_to=self.publisher.reply_to, default_queue=self.config.default_queue)
+                try:
+                    message = build_message(
+                        entry.definition, now=datetime.fromtimestamp(now_ts + fire.delay, UTC),
+                        app_zone=self.app_zone, origin=self.publisher.origin,
+                        reply_to=self.publisher.reply_to,
+                        default_queue=self.config.default_queue)
+                except Exception:  # confined to this run (RUN-2); it was committed: lost
+                    LOGGER.exception("run lost: its message could not be built",
+                                     extra={"key": key})
+                    self.metrics.publish_errors.inc()
+                    continue
                 pending = _Pending(message, fire.slot.timestamp(), key)
                 if fire.delay > 0:
                     heapq.heappush(self._pending, (at + fire.delay, next(self._sequence),
