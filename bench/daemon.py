@@ -22,7 +22,8 @@ index, so each message names the entry it was sent for.
     = the wall-clock time it landed on the broker minus the due time of its entry, known
     exactly from the index in ``args``; "landed" = kombu's ``Producer.publish`` returned (the
     LPUSH was acknowledged) or, for a message buffered in a ``Producer.batch``, the batch's flush
-    returned (see :class:`PublishLog`). Due times are whole seconds by default, the precision of
+    returned, or, for beatspec's Redis lane, its pipelined LPUSHes were acknowledged (see
+    :class:`PublishLog`). Due times are whole seconds by default, the precision of
     the schedule index (a score is the due time rounded down); ``--spread`` gives them random
     sub-second parts instead (last_run_at with microseconds, as after real fires): a scheduler
     must then wake up inside the second its whole-second scores point at. Entries due in
@@ -270,8 +271,9 @@ class PublishLog:
     """Notes, per message either scheduler publishes, the entry index (``args[0]`` of the body)
     and the wall-clock time the message landed on the broker: when kombu's ``Producer.publish``
     returned (its LPUSH was acknowledged) or, for a message buffered in a ``Producer.batch``,
-    when the batch's flush returned (its pipelined LPUSHes were acknowledged). Both schedulers
-    publish through these two kombu calls; the wrappers cost about a microsecond."""
+    when the batch's flush returned (its pipelined LPUSHes were acknowledged), or, for
+    beatspec's Redis lane, when its pipelined LPUSHes were acknowledged. The wrappers cost about
+    a microsecond per message."""
 
     def __init__(self) -> None:
         self.sent: list[tuple[int, float]] = []
@@ -309,6 +311,23 @@ class PublishLog:
             buffered.clear()  # discarded, never sent
 
         producer.publish, state.flush, state.abort = logged_publish, logged_flush, logged_abort
+
+        from beatspec.daemon.messages import _RedisLane
+
+        push = _RedisLane.push
+        self._saved["push"] = push
+
+        def logged_push(self: Any, messages: Any, allowed: Any) -> Any:
+            if log.closed:
+                raise StopPublishing
+            errors = push(self, messages, allowed)
+            at = time.time()
+            if errors is not None:
+                sent.extend((int(m.body[0][0]), at)
+                            for m, error in zip(messages, errors, strict=True) if error is None)
+            return errors
+
+        _RedisLane.push = logged_push  # type: ignore[method-assign]
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -317,6 +336,9 @@ class PublishLog:
         messaging.Producer.publish = self._saved["publish"]
         messaging._ProducerBatchState.flush = self._saved["flush"]
         messaging._ProducerBatchState.abort = self._saved["abort"]
+        from beatspec.daemon.messages import _RedisLane
+
+        _RedisLane.push = self._saved["push"]  # type: ignore[method-assign]
 
 
 def part_b(urls: Urls, count: int, rate: int, duration: float, spread: bool) -> tuple[

@@ -10,7 +10,9 @@ lenient form are written in the canonical form (a missing datetime ``timezone`` 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
+from typing import Final
 
 from beatspec.codec.types import (
     Crontab,
@@ -127,8 +129,21 @@ def encode_definition(definition: Definition) -> str:
     )
 
 
+#: The usual meta, as json.dumps writes it (a scheduler writes one per fire).
+_META_TEXT: Final = (
+    '{"last_run_at": {"__type__": "datetime", "year": %d, "month": %d, "day": %d, "hour": %d, '
+    '"minute": %d, "second": %d, "microsecond": %d, "timezone": "%s"}, "total_run_count": %d}')
+#: Zone names json.dumps writes as they are (nothing to escape).
+_PLAIN_ZONE: Final = re.compile(r"[A-Za-z0-9_+/-]+")
+
+
 def encode_meta(meta: Meta) -> str:
     """The canonical ``meta`` text; ``total_run_count`` only when it is set, as RedBeat does."""
+    last, count = meta.last_run_at, meta.total_run_count
+    if (last is not None and type(count) is int and not last.fold
+            and type(last.timezone) is str and _PLAIN_ZONE.fullmatch(last.timezone)):
+        return _META_TEXT % (last.year, last.month, last.day, last.hour, last.minute,
+                             last.second, last.microsecond, last.timezone, count)
     out: dict[str, Json] = {
         "last_run_at": None if meta.last_run_at is None else datetime_to_json(meta.last_run_at)
     }

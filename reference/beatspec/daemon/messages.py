@@ -79,12 +79,17 @@ class TaskMessage:
     properties: Mapping[str, Any] = field(default_factory=dict)
 
 
+_SCALARS: frozenset[type] = frozenset({str, int, float, bool, type(None)})
+
+
 def _plain(value: Any) -> Any:
     """Values as RedBeat's JSON decoder gives them to Celery: a tagged datetime anywhere in
     args, kwargs or options becomes an aware ``datetime`` (which kombu's encoder then sends as
     ``{"__type__": "datetime", "__value__": ...}``); everything else is copied as it is.
 
     The decoder has already rejected invalid tagged datetimes and every other tag (TAG-1..3)."""
+    if type(value) in _SCALARS:
+        return value
     if isinstance(value, Mapping):
         if value.get("__type__") == "datetime":
             decoded = decode_datetime(value, Collector())
@@ -115,22 +120,23 @@ def build_message(definition: Definition, *, now: datetime, app_zone: tzinfo,
                   default_queue: str = DEFAULT_QUEUE) -> TaskMessage:
     """The message ``celery beat`` would publish for ``definition`` at ``now``."""
     task_id = task_id or str(uuid.uuid4())
-    now_app = now.astimezone(app_zone)
-    options: dict[str, Any] = dict(_plain(dict(definition.options or {})))
+    options: dict[str, Any] = _plain(definition.options) if definition.options else {}
     custom = dict(options.pop("headers", None) or {})
     custom["celery_beat_task"] = True
-    args = list(_plain(list(definition.args or ())))
-    kwargs = dict(_plain(dict(definition.kwargs or {})))
+    args = _plain(definition.args) if definition.args else []
+    kwargs = _plain(definition.kwargs) if definition.kwargs else {}
     expires = options.pop("expires", None)
     countdown = options.pop("countdown", None)
     eta = options.pop("eta", None)
     properties: dict[str, Any] = {}
-    if expires is not None:
-        at = _when(expires, now_app)
-        properties["expiration"] = max((at - now_app).total_seconds(), 0.0)
-        expires = at.isoformat()
-    if countdown:
-        eta = _when(countdown, now_app)
+    if expires is not None or countdown:
+        now_app = now.astimezone(app_zone)
+        if expires is not None:
+            at = _when(expires, now_app)
+            properties["expiration"] = max((at - now_app).total_seconds(), 0.0)
+            expires = at.isoformat()
+        if countdown:
+            eta = _when(countdown, now_app)
     headers: dict[str, Any] = {
         "lang": "py", "task": definition.task, "id": task_id,
         "shadow": options.pop("shadow", None),
@@ -148,10 +154,12 @@ def build_message(definition: Definition, *, now: datetime, app_zone: tzinfo,
     routing_key = options.pop("routing_key", None)
     if not exchange or not routing_key:
         exchange, routing_key = "", queue
-    for name in _HEADER_ARGS:
-        options.pop(name, None)
-    publish = {k: options.pop(k) for k in list(options) if k in _PUBLISH_ARGS}
-    properties.update(options)  # unknown options become message properties, as in Celery
+    publish: dict[str, Any] = {}
+    if options:
+        for name in _HEADER_ARGS:
+            options.pop(name, None)
+        publish = {k: options.pop(k) for k in list(options) if k in _PUBLISH_ARGS}
+        properties.update(options)  # unknown options become message properties, as in Celery
     properties["correlation_id"] = task_id
     properties["reply_to"] = reply_to
     return TaskMessage(

@@ -14,7 +14,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from beatspec.keyspace import Layout, _bulk_packed
+import redis
+
+from beatspec.keyspace import Layout, _bulk_packed, _pack
 
 __all__ = [
     "EXTEND_SCRIPT",
@@ -308,10 +310,29 @@ class ScheduleStore:
                 keys.append(change.entry.key)
             args += [change.op, change.entry.key, change.entry.fingerprint,
                      change.meta or change.note, change.score]
-        result = self._commit(keys=keys, args=args)
+        result = self._evalsha(self._commit, keys, args)
         if result == -1:
             return None
         return [bool(flag) for flag in result]
+
+    def _evalsha(self, script: Any, keys: Sequence[str], args: Sequence[str | int | float]
+                 ) -> Any:
+        """Run a registered script, packed by hand and parsed by hiredis where possible (a
+        commit carries thousands of arguments: redis-py packs each in Python), else through
+        redis-py; a server that lost the script (restart, SCRIPT FLUSH) gets it again there."""
+        if not keys or not isinstance(self.client, redis.Redis):
+            return script(keys=keys, args=args)
+        words: list[bytes | str] = [b"EVALSHA", script.sha, str(len(keys)), *keys]
+        words += [a if isinstance(a, str) else repr(a) for a in args]
+        replies = _bulk_packed(self.client, _pack(tuple(words)), 1)
+        if replies is None:
+            return script(keys=keys, args=args)
+        [reply] = replies
+        if isinstance(reply, Exception):
+            if str(reply).startswith("NOSCRIPT"):
+                return script(keys=keys, args=args)
+            raise redis.ResponseError(str(reply))
+        return reply
 
     def sync_statics(self, token: str, entries: Sequence[StaticEntry],
                      stale: Iterable[str]) -> bool:
