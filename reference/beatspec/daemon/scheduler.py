@@ -32,6 +32,7 @@ from zoneinfo import ZoneInfo
 import redis
 
 from beatspec import __version__
+from beatspec.codec import Entry
 from beatspec.codec._fast import FastEntryDecoder
 from beatspec.daemon.config import RunConfig
 from beatspec.daemon.logs import LOGGER
@@ -46,6 +47,17 @@ from beatspec.keyspace.scheduling import Change, DueMember, LoadedEntry, Schedul
 __all__ = ["Scheduler"]
 
 _LEASE = 0.9  # share of the TTL a leader trusts its lock for, counted from sending the command
+
+
+@dataclass(frozen=True, slots=True)
+class _Read:
+    """An entry as read and decoded: the entry, or the finding that keeps it from running."""
+
+    member: DueMember  # its key, and its score when read
+    loaded: LoadedEntry
+    entry: Entry | None
+    finding: Finding | None = None
+    op: Literal["B", "b"] = "B"  # how to back off an invalid entry
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +97,10 @@ class Scheduler:
         self._pending: list[tuple[float, int, _Pending]] = []
         self._sequence = itertools.count()
         self._due_soon = math.inf  # the earliest exact due time seen by the current tick
+        # Entries read (and decoded) before they fall due, or due later in the current second:
+        # a tick uses them instead of reading again. The commit's fingerprint check (RUN-4)
+        # makes a stale one harmless: its write is refused and it is read again.
+        self._ahead: dict[str, _Read] = {}
         self._host = socket.gethostname()
 
     # ------------------------------------------------------------------------ leadership
@@ -141,6 +157,7 @@ class Scheduler:
         self.token = None
         self.leader_since = None
         self.lease_until = 0.0
+        self._ahead.clear()
         self.metrics.leader.set(0)
         self.metrics.step_downs.inc()
 
@@ -159,11 +176,13 @@ class Scheduler:
 
     # ---------------------------------------------------------------------------- ticks
 
-    def tick(self, *, budget: float | None = None) -> float:
+    def tick(self, *, budget: float | None = None, read_ahead: bool = False) -> float:
         """Handle every due entry (bounded batches); return how long to sleep.
 
         ``budget`` bounds the seconds spent before returning 0, so the loop can extend the
-        lock during a long backlog; None means no bound (``--once``).
+        lock during a long backlog; None means no bound (``--once``). With ``read_ahead``, the
+        entries that fall due next are read and decoded before the loop sleeps, so that when
+        they fall due only deciding, committing and publishing are left.
         """
         started = time.monotonic()
         now = self.clock()
@@ -171,6 +190,7 @@ class Scheduler:
         self._due_soon = math.inf
         offset = 0
         seen: set[str] = set()
+        previous, self._ahead = self._ahead, {}
         with self.metrics.tick.time():
             while self.is_leader:
                 page = self.store.due(max_score, offset=offset, count=self.config.batch)
@@ -178,7 +198,7 @@ class Scheduler:
                 kept = len(page) - len(fresh)
                 if fresh:
                     self.metrics.batch.observe(len(fresh))
-                    stayed = self._handle(fresh, now, max_score)
+                    stayed = self._handle(self._reads(fresh, previous), now, max_score)
                     if stayed is None:
                         return 0.0
                     kept += stayed
@@ -191,6 +211,8 @@ class Scheduler:
                 if time.monotonic() >= self.next_renew and not self.renew():
                     return 0.0  # a long backlog (--once) keeps the lock between pages
             upcoming = self.store.next_score(max_score)
+        if read_ahead and upcoming is not None and self.is_leader:
+            self._read_ahead(max_score, upcoming)
         wait = self.config.max_interval
         if upcoming is not None:
             wait = min(wait, max(upcoming - self.clock(), 0.0))
@@ -200,16 +222,78 @@ class Scheduler:
             wait = min(wait, max(self._pending[0][0] - time.monotonic(), 0.0))
         return wait
 
-    def _handle(self, members: Sequence[DueMember], now_ts: float, max_score: int) -> int | None:
+    def _read_ahead(self, max_score: int, upcoming: float) -> None:
+        """Read and decode the members scored ``upcoming`` (the next due time) while there is
+        time before it, at most four batches of them."""
+        limit = 4 * self.config.batch
+        if upcoming - self.clock() > self.config.max_interval + 0.5:
+            return  # the loop wakes up before then anyway
+        while len(self._ahead) < limit and upcoming - self.clock() > 0.05:
+            page = self.store.between(max_score, upcoming, offset=0, count=self.config.batch)
+            page = [m for m in page if m.key not in self._ahead]
+            if not page:
+                return
+            for read in self._reads(page, {}):
+                self._ahead[read.member.key] = read
+            if len(page) < self.config.batch:
+                return
+
+    def _reads(self, members: Sequence[DueMember], ahead: dict[str, _Read]) -> list[_Read]:
+        """Each member read and decoded: taken from ``ahead`` when it was read there with the
+        score it has now, else loaded (one pipelined round trip for the rest)."""
+        reads: list[_Read | None] = []
+        missing: list[DueMember] = []
+        for member in members:
+            read = ahead.pop(member.key, None)
+            if read is None or read.member.score != member.score:
+                missing.append(member)
+                read = None
+            reads.append(read)
+        if missing:
+            loaded = iter(self.store.load([m.key for m in missing]))
+            fresh = iter([self._read(m, next(loaded)) for m in missing])
+            return [read or next(fresh) for read in reads]
+        return [read for read in reads if read is not None]
+
+    def _read(self, member: DueMember, entry: LoadedEntry) -> _Read:
+        """Decode one loaded entry, or say which rule keeps it from running."""
+        layout = self.store.layout
+        name = layout.name_of(entry.key)
+        if name is None:
+            return _Read(member, entry, None, _finding(
+                "ZSET-1", entry.key, "the schedule member is not a key under the prefix",
+                f"members are full keys: ZADD {layout.schedule_key} <score> "
+                f"{layout.prefix}<name> (the scheduler never deletes it)"), op="b")
+        if not entry.exists:
+            return _Read(member, entry, None, _finding(
+                "ZSET-6", entry.key, "no entry hash for this schedule member",
+                "write the entry hash, or ZREM the member (the scheduler never deletes it)"))
+        if not entry.fields:  # WRONGTYPE
+            return _Read(member, entry, None, _finding(
+                "ENT-1", entry.key, "the entry key does not hold a hash",
+                "store the entry as a hash with definition and meta fields"))
+        try:
+            decoded, report = self._decoder.decode(entry.fields, name=name, key=entry.key)
+        except Exception as exc:  # a decoder bug stays confined to its entry (RUN-2)
+            LOGGER.exception("cannot decode the entry", extra={"key": entry.key})
+            return _Read(member, entry, None, _finding(
+                "RUN-2", entry.key, f"decoding failed: {type(exc).__name__}: {exc}",
+                "please report this entry to beatspec; it is retried with back-off"))
+        if decoded is None or not report.valid():
+            failed = [f for f in report.findings if f.outcome is Outcome.FAILED]
+            return _Read(member, entry, None, failed[0] if failed else _finding(
+                "DEF-1", entry.key, "the entry could not be decoded", "run beatspec validate"))
+        return _Read(member, entry, decoded)
+
+    def _handle(self, reads: Sequence[_Read], now_ts: float, max_score: int) -> int | None:
         """Decide, commit (fenced, compare-and-set: LOCK-7, RUN-4), then publish (RUN-3) one
         batch; the number of members left in the due range, or None when the lock turned out
         not to be ours."""
         now = datetime.fromtimestamp(now_ts, UTC)
-        loaded = self.store.load([m.key for m in members])
         changes: list[Change] = []
         fires: dict[str, tuple[Decision, Any]] = {}
-        for member, entry in zip(members, loaded, strict=True):
-            change = self._change_for(member, entry, now, fires)
+        for read in reads:
+            change = self._change_for(read, now, fires)
             if change is not None:
                 changes.append(change)
         assert self.token is not None
@@ -220,46 +304,26 @@ class Scheduler:
         written: dict[str, float] = {}
         for change, ok in zip(changes, done, strict=True):
             key = change.entry.key
-            if not ok:
+            if not ok:  # a writer changed the entry since it was read: read it again at once
                 self.metrics.conflicts.inc()
                 fires.pop(key, None)
+                self._ahead.pop(key, None)
+                self._due_soon = min(self._due_soon, now_ts)
                 continue
             written[key] = -1.0 if change.op == "D" else float(change.score)
         self._send(fires, now_ts)
-        return sum(1 for m in members
-                   if m.key not in written or 0 <= written[m.key] <= max_score)
+        return sum(1 for r in reads
+                   if r.member.key not in written or 0 <= written[r.member.key] <= max_score)
 
-    def _change_for(self, member: DueMember, entry: LoadedEntry, now: datetime,
+    def _change_for(self, read: _Read, now: datetime,
                     fires: dict[str, tuple[Decision, Any]]) -> Change | None:
-        layout = self.store.layout
-        name = layout.name_of(entry.key)
-        if name is None:
-            return self._back_off(entry, now, _finding(
-                "ZSET-1", entry.key, "the schedule member is not a key under the prefix",
-                f"members are full keys: ZADD {layout.schedule_key} <score> "
-                f"{layout.prefix}<name> (the scheduler never deletes it)"), op="b")
-        if not entry.exists:
-            return self._back_off(entry, now, _finding(
-                "ZSET-6", entry.key, "no entry hash for this schedule member",
-                "write the entry hash, or ZREM the member (the scheduler never deletes it)"))
-        if not entry.fields:  # WRONGTYPE
-            return self._back_off(entry, now, _finding(
-                "ENT-1", entry.key, "the entry key does not hold a hash",
-                "store the entry as a hash with definition and meta fields"))
+        entry = read.loaded
+        if read.entry is None:
+            assert read.finding is not None
+            return self._back_off(entry, now, read.finding, op=read.op)
         try:
-            decoded, report = self._decoder.decode(entry.fields, name=name, key=entry.key)
-        except Exception as exc:  # a decoder bug stays confined to its entry (RUN-2)
-            LOGGER.exception("cannot decode the entry", extra={"key": entry.key})
-            return self._back_off(entry, now, _finding(
-                "RUN-2", entry.key, f"decoding failed: {type(exc).__name__}: {exc}",
-                "please report this entry to beatspec; it is retried with back-off"))
-        failed = [f for f in report.findings if f.outcome is Outcome.FAILED]
-        if decoded is None or failed:
-            return self._back_off(entry, now, failed[0] if failed else _finding(
-                "DEF-1", entry.key, "the entry could not be decoded", "run beatspec validate"))
-        try:
-            decision = decide(decoded, now=now, app_zone=self.app_zone,
-                              stored_score=member.score, rng=self.rng)
+            decision = decide(read.entry, now=now, app_zone=self.app_zone,
+                              stored_score=read.member.score, rng=self.rng)
         except Exception as exc:  # an engine failure stays confined to its entry (RUN-2)
             LOGGER.exception("cannot compute the next run", extra={"key": entry.key})
             return self._back_off(entry, now, _finding(
@@ -269,7 +333,7 @@ class Scheduler:
         if decision.due_at is not None:
             self._due_soon = min(self._due_soon, decision.due_at)
         if decision.action == "fire":
-            fires[entry.key] = (decision, decoded)
+            fires[entry.key] = (decision, read.entry)
         if decision.action == "delete":
             return Change("D", entry)
         if decision.meta is not None:
@@ -277,7 +341,9 @@ class Scheduler:
         if decision.score is not None:
             return Change("Z", entry, score=decision.score)
         if recovered:  # drop the note in the invalid-entries hash
-            return Change("Z", entry, score=member.score)
+            return Change("Z", entry, score=read.member.score)
+        if decision.action == "wait" and len(self._ahead) < 4 * self.config.batch:
+            self._ahead[entry.key] = read  # due later in this second: keep it for that tick
         return None
 
     def _back_off(self, entry: LoadedEntry, now: datetime, finding: Finding,
@@ -450,7 +516,7 @@ class Scheduler:
             if time.monotonic() >= self.next_renew and not self.renew():
                 return self.config.retry_interval
             self.flush_pending()
-            wait = self.tick(budget=self.config.renew_interval / 2)
+            wait = self.tick(budget=self.config.renew_interval / 2, read_ahead=True)
             return min(wait, max(self.next_renew - time.monotonic(), 0.0))
         except (redis.RedisError, OSError) as exc:
             self.metrics.redis_errors.inc()

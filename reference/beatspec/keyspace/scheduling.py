@@ -260,6 +260,12 @@ class ScheduleStore:
                                          start=offset, num=count, withscores=True)
         return [DueMember(_text(m), float(s)) for m, s in rows]
 
+    def between(self, after: int, until: float, *, offset: int, count: int) -> list[DueMember]:
+        """Members with ``after`` < score <= ``until``, lowest first, a bounded page of them."""
+        rows = self.client.zrangebyscore(self.layout.schedule_key, f"({after}", until,
+                                         start=offset, num=count, withscores=True)
+        return [DueMember(_text(m), float(s)) for m, s in rows]
+
     def next_score(self, after: int) -> float | None:
         """The lowest score above ``after`` (the peek that sizes the sleep), or None."""
         rows = self.client.zrangebyscore(self.layout.schedule_key, f"({after}", "+inf",
