@@ -6,14 +6,16 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
+import redis
+from redis.exceptions import RedisClusterException
 
 from beatspec._cli_redis import connection_options, options_from
-from beatspec.connection import ConnectionFailed, connect, redact
-from beatspec.keyspace import Layout
+from beatspec.connection import ConnectionFailed, ConnectionOptions, connect, redact
+from beatspec.keyspace import Layout, glob_escape
 
 __all__ = ["run_command", "status_command"]
 
@@ -37,6 +39,81 @@ def layout_for(prefix: str, lock_key: str | None) -> Layout:
         return Layout(prefix)
     suffix = lock_key[len(prefix):] if lock_key.startswith(prefix) else lock_key
     return Layout(prefix, lock_suffix=suffix)
+
+
+#: What the scheduler sends: directly, then only from its Lua scripts (which pass every key in
+#: KEYS). An ACL user needs these on the keys under the prefix (README, "Connections").
+SCHEDULER_COMMANDS = (
+    "ping", "set", "get", "pttl", "type", "hgetall", "hget", "hmget", "hscan", "hlen",
+    "zrangebyscore", "zcard", "zcount", "scard", "smembers", "evalsha", "script|load",
+    "pexpire", "del", "hset", "hsetnx", "hdel", "zadd", "zrem", "zscore", "sadd", "srem",
+)
+
+
+def acl_setuser(user: str, prefix: str, password: str = "<password>") -> str:
+    """The least-privilege ``ACL SETUSER`` line for a scheduler on ``prefix``."""
+    commands = " ".join("+" + name for name in SCHEDULER_COMMANDS)
+    return (f"ACL SETUSER {user} on >{password} ~{glob_escape(prefix)}* resetchannels -@all "
+            f"{commands}")
+
+
+def hash_tag(key: str) -> str | None:
+    """The Cluster hash tag of a key: the text between its first '{' and the next '}', when
+    that is not empty (only this part is hashed to pick the slot)."""
+    start = key.find("{")
+    end = key.find("}", start + 1) if start >= 0 else -1
+    return key[start + 1:end] if end > start + 1 else None
+
+
+def _cluster_prefix_problem(prefix: str) -> str | None:
+    """On Cluster, every key the scheduler touches starts with the prefix (the lock key too, see
+    :func:`layout_for`); they share one slot, as its Lua scripts need, only if the prefix holds a
+    hash tag."""
+    if hash_tag(prefix) is not None:
+        return None
+    tagged = "{" + (prefix.rstrip(":").replace("{", "").replace("}", "") or "redbeat") + "}:"
+    return (f"--prefix {prefix!r} has no hash tag: on Redis Cluster (--cluster) the lock, the "
+            "schedule index and the entries must lie in one slot, because every write of the "
+            "scheduler is one Lua script over them. Use a prefix with a hash tag, e.g. "
+            f"--prefix '{tagged}' (and the same redbeat_key_prefix in the Celery app).")
+
+
+def _refused(url: str, connection: ConnectionOptions, prefix: str,
+             exc: Exception) -> NoReturn:
+    """Report a Redis error that retrying cannot mend (a missing ACL permission, a Cluster node
+    addressed without --cluster) or that ended --once, and exit 3."""
+    text = str(exc)
+    for secret in (connection.password, connection.sentinel_password):
+        if secret:
+            text = text.replace(secret, "***")
+    if isinstance(exc, redis.exceptions.MovedError):
+        text = f"MOVED {text}"  # redis-py keeps only the slot and the node
+    denied = isinstance(exc, redis.exceptions.NoPermissionError)
+    click.echo(f"error: Redis at {redact(url)}{' refused a command (NOPERM)' if denied else ''}: "
+               f"{text}", err=True)
+    if denied:
+        user = connection.username or _url_user(url) or "<user>"
+        click.echo("hint: the ACL user needs the scheduler's commands on the keys under the "
+                   f"prefix:\n  {acl_setuser(user, prefix)}", err=True)
+    elif isinstance(exc, redis.exceptions.MovedError) and not connection.cluster:
+        click.echo("hint: the server is a Redis Cluster node: add --cluster "
+                   "(and use a prefix with a hash tag, e.g. '{redbeat}:')", err=True)
+    sys.exit(3)
+
+
+def _url_user(url: str) -> str | None:
+    from urllib.parse import urlsplit
+
+    try:
+        return urlsplit(url).username or None
+    except ValueError:
+        return None
+
+
+def _fatal_at_start(exc: Exception) -> bool:
+    """Errors at the first election that no retry mends: a missing ACL permission, or a
+    Cluster node addressed without --cluster (MOVED)."""
+    return isinstance(exc, redis.exceptions.NoPermissionError | redis.exceptions.MovedError)
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -109,7 +186,9 @@ def run_command(**kwargs: Any) -> None:
 
     \b
     Exit codes: 0 stopped by a signal (or --once done), 1 --once found the lock taken,
-    2 usage error (options, schedule file), 3 Redis or the broker unreachable at start.
+    2 usage error (options, schedule file, a --cluster prefix without hash tag),
+    3 Redis or the broker unreachable at start, or Redis refusing the scheduler's
+    commands (ACL); with --once, any Redis error.
     """
     from beatspec.daemon.config import RunConfig
     from beatspec.daemon.embedded import EMBEDDED, EmbeddedRedis
@@ -139,6 +218,9 @@ def run_command(**kwargs: Any) -> None:
                                  param_hint="--app-timezone") from None
     config = RunConfig(connection=connection, **kwargs)
     problems = config.problems()
+    slots = _cluster_prefix_problem(config.prefix) if connection.cluster else None
+    if slots:
+        problems.append(slots)
     if problems:
         raise click.UsageError("; ".join(problems))
     setup_logging(config.log_format, config.log_level)
@@ -167,14 +249,29 @@ def run_command(**kwargs: Any) -> None:
         "prefix": config.prefix, "lock": store.layout.lock_key, "lock_ttl": config.lock_ttl})
     try:
         if config.once:
-            if not scheduler.run_once():
-                holder, _ = store.holder()
+            try:
+                took = scheduler.run_once()
+                holder = None if took else store.holder()[0]
+            except (redis.RedisError, RedisClusterException, OSError) as exc:
+                _refused(config.redis_url, connection, config.prefix, exc)
+            if not took:
                 click.echo(f"the lock {store.layout.lock_key} is held by {holder}", err=True)
                 sys.exit(1)
             return
         signal.signal(signal.SIGTERM, lambda *_: scheduler.stopping.set())
         signal.signal(signal.SIGINT, lambda *_: scheduler.stopping.set())
         signal.signal(signal.SIGHUP, lambda *_: scheduler.reload.set())
+        try:  # the loop's first election, here so that a misconfiguration stops the start
+            scheduler.campaign()
+        except Exception as exc:
+            scheduler.release()  # a half-done election: the loop starts it again
+            if _fatal_at_start(exc):
+                _refused(config.redis_url, connection, config.prefix, exc)
+            if isinstance(exc, redis.RedisError | OSError):
+                metrics.redis_errors.inc()
+                LOGGER.warning("Redis error: %s", exc)
+            else:
+                LOGGER.exception("unexpected error in the first election; standing by")
         scheduler.run()
         LOGGER.info("stopped", extra={"fired": scheduler.fired})
     finally:
