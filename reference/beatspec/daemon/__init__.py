@@ -4,7 +4,13 @@ redbeat.RedBeatScheduler`` (spec §11.5)."""
 from __future__ import annotations
 
 from beatspec.daemon.config import RunConfig, load_toml
-from beatspec.daemon.messages import Publisher, TaskMessage, build_message
+from beatspec.daemon.messages import (
+    MessagePlan,
+    Publisher,
+    TaskMessage,
+    build_message,
+    plan_message,
+)
 from beatspec.daemon.metrics import Metrics
 from beatspec.daemon.plan import Decision, Fire, decide
 from beatspec.daemon.scheduler import Scheduler
@@ -14,6 +20,7 @@ from beatspec.daemon.status import SchedulerStatus, read_status
 __all__ = [
     "Decision",
     "Fire",
+    "MessagePlan",
     "Metrics",
     "Publisher",
     "RunConfig",
@@ -25,6 +32,7 @@ __all__ = [
     "decide",
     "load_schedule",
     "load_toml",
+    "plan_message",
     "read_status",
     "sync_statics",
 ]

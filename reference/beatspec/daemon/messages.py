@@ -37,7 +37,15 @@ from beatspec.codec import DateTime, Definition
 from beatspec.codec.decode import decode_datetime
 from beatspec.keyspace import _bulk_packed, _can_pipeline, _pack
 
-__all__ = ["DEFAULT_QUEUE", "PublishFailed", "Publisher", "TaskMessage", "build_message"]
+__all__ = [
+    "DEFAULT_QUEUE",
+    "MessagePlan",
+    "PublishFailed",
+    "Publisher",
+    "TaskMessage",
+    "build_message",
+    "plan_message",
+]
 
 DEFAULT_QUEUE = "celery"
 _REPR_MAX = 1024
@@ -77,6 +85,9 @@ class TaskMessage:
     compression: str | None = None
     delivery_mode: int = 2
     properties: Mapping[str, Any] = field(default_factory=dict)
+    #: the body as kombu's serializer gives it (content type, encoding, payload), when it was
+    #: serialized ahead (see :class:`MessagePlan`)
+    encoded: tuple[str, str, Any] | None = None
 
 
 _SCALARS: frozenset[type] = frozenset({str, int, float, bool, type(None)})
@@ -115,11 +126,72 @@ def _when(value: Any, now: datetime) -> datetime:
     return now + timedelta(seconds=float(value))
 
 
-def build_message(definition: Definition, *, now: datetime, app_zone: tzinfo,
-                  origin: str, reply_to: str, task_id: str | None = None,
-                  default_queue: str = DEFAULT_QUEUE) -> TaskMessage:
-    """The message ``celery beat`` would publish for ``definition`` at ``now``."""
-    task_id = task_id or str(uuid.uuid4())
+@dataclass(frozen=True, slots=True)
+class MessagePlan:
+    """What every message of one definition shares: all but the task id and the times.
+
+    A scheduler plans an entry's message when it reads the entry (possibly ahead of its due
+    time) and only stamps it with an id and the send time when it fires (:meth:`message`).
+    """
+
+    task: str
+    body: tuple[Any, Any, Any]
+    argsrepr: str
+    kwargsrepr: str
+    custom: Mapping[str, Any]  # custom headers, celery_beat_task included
+    queue: str
+    exchange: str
+    routing_key: str
+    serializer: str
+    compression: str | None
+    delivery_mode: int
+    properties: Mapping[str, Any]  # unknown options: message properties, as in Celery
+    expires: Any
+    countdown: Any
+    eta: Any
+    shadow: Any
+    timelimit: tuple[Any, Any]
+    ignore_result: Any
+    encoded: tuple[str, str, Any] | None
+
+    def message(self, *, now: datetime, app_zone: tzinfo, origin: str, reply_to: str,
+                task_id: str | None = None) -> TaskMessage:
+        """The message ``celery beat`` would publish at ``now``."""
+        task_id = task_id or str(uuid.uuid4())
+        expires, eta = self.expires, self.eta
+        properties: dict[str, Any] = {}
+        if expires is not None or self.countdown:
+            now_app = now.astimezone(app_zone)
+            if expires is not None:
+                at = _when(expires, now_app)
+                properties["expiration"] = max((at - now_app).total_seconds(), 0.0)
+                expires = at.isoformat()
+            if self.countdown:
+                eta = _when(self.countdown, now_app)
+        headers: dict[str, Any] = {
+            "lang": "py", "task": self.task, "id": task_id, "shadow": self.shadow,
+            "eta": eta.isoformat() if isinstance(eta, datetime) else eta,
+            "expires": expires, "group": None, "group_index": None, "retries": 0,
+            "timelimit": list(self.timelimit), "root_id": task_id, "parent_id": None,
+            "argsrepr": self.argsrepr, "kwargsrepr": self.kwargsrepr,
+            "origin": origin, "ignore_result": self.ignore_result,
+            "replaced_task_nesting": 0, "stamped_headers": None, "stamps": {},
+        }
+        headers.update(self.custom)
+        properties.update(self.properties)
+        properties["correlation_id"] = task_id
+        properties["reply_to"] = reply_to
+        return TaskMessage(
+            task_id=task_id, body=self.body, headers=headers, queue=self.queue,
+            exchange=self.exchange, routing_key=self.routing_key, serializer=self.serializer,
+            compression=self.compression, delivery_mode=self.delivery_mode,
+            properties=properties, encoded=self.encoded)
+
+
+def plan_message(definition: Definition, *, default_queue: str = DEFAULT_QUEUE
+                 ) -> MessagePlan:
+    """Plan the messages of ``definition``: the options turned into routing, headers and
+    properties as ``send_task`` turns them, and the body serialized once."""
     options: dict[str, Any] = _plain(definition.options) if definition.options else {}
     custom = dict(options.pop("headers", None) or {})
     custom["celery_beat_task"] = True
@@ -128,27 +200,9 @@ def build_message(definition: Definition, *, now: datetime, app_zone: tzinfo,
     expires = options.pop("expires", None)
     countdown = options.pop("countdown", None)
     eta = options.pop("eta", None)
-    properties: dict[str, Any] = {}
-    if expires is not None or countdown:
-        now_app = now.astimezone(app_zone)
-        if expires is not None:
-            at = _when(expires, now_app)
-            properties["expiration"] = max((at - now_app).total_seconds(), 0.0)
-            expires = at.isoformat()
-        if countdown:
-            eta = _when(countdown, now_app)
-    headers: dict[str, Any] = {
-        "lang": "py", "task": definition.task, "id": task_id,
-        "shadow": options.pop("shadow", None),
-        "eta": eta.isoformat() if isinstance(eta, datetime) else eta,
-        "expires": expires, "group": None, "group_index": None, "retries": 0,
-        "timelimit": [options.pop("time_limit", None), options.pop("soft_time_limit", None)],
-        "root_id": task_id, "parent_id": None,
-        "argsrepr": _repr(args), "kwargsrepr": _repr(kwargs),
-        "origin": origin, "ignore_result": options.pop("ignore_result", None),
-        "replaced_task_nesting": 0, "stamped_headers": None, "stamps": {},
-    }
-    headers.update(custom)
+    shadow = options.pop("shadow", None)
+    timelimit = (options.pop("time_limit", None), options.pop("soft_time_limit", None))
+    ignore_result = options.pop("ignore_result", None)
     queue = str(options.pop("queue", None) or default_queue)
     exchange = options.pop("exchange", None)
     routing_key = options.pop("routing_key", None)
@@ -159,19 +213,34 @@ def build_message(definition: Definition, *, now: datetime, app_zone: tzinfo,
         for name in _HEADER_ARGS:
             options.pop(name, None)
         publish = {k: options.pop(k) for k in list(options) if k in _PUBLISH_ARGS}
-        properties.update(options)  # unknown options become message properties, as in Celery
-    properties["correlation_id"] = task_id
-    properties["reply_to"] = reply_to
-    return TaskMessage(
-        task_id=task_id,
-        body=(args, kwargs, {"callbacks": None, "errbacks": None, "chain": None,
-                             "chord": None}),
-        headers=headers, queue=queue, exchange=str(exchange), routing_key=str(routing_key),
-        serializer=str(publish.get("serializer") or "json"),
-        compression=publish.get("compression"),
-        delivery_mode=int(publish.get("delivery_mode") or 2),
-        properties=properties,
-    )
+    serializer = str(publish.get("serializer") or "json")
+    body = (args, kwargs, {"callbacks": None, "errbacks": None, "chain": None, "chord": None})
+    return MessagePlan(
+        task=definition.task, body=body, argsrepr=_repr(args), kwargsrepr=_repr(kwargs),
+        custom=custom, queue=queue, exchange=str(exchange), routing_key=str(routing_key),
+        serializer=serializer, compression=publish.get("compression"),
+        delivery_mode=int(publish.get("delivery_mode") or 2), properties=options,
+        expires=expires, countdown=countdown, eta=eta, shadow=shadow, timelimit=timelimit,
+        ignore_result=ignore_result, encoded=_serialized(body, serializer))
+
+
+def _serialized(body: Any, serializer: str) -> tuple[str, str, Any] | None:
+    """kombu's serialization of ``body`` (None when kombu cannot serialize it: the error then
+    comes from the publish, for this message only)."""
+    try:
+        dumps: Any = importlib.import_module("kombu.serialization").dumps
+        content_type, content_encoding, payload = dumps(body, serializer=serializer)
+    except Exception:
+        return None
+    return str(content_type), str(content_encoding), payload
+
+
+def build_message(definition: Definition, *, now: datetime, app_zone: tzinfo,
+                  origin: str, reply_to: str, task_id: str | None = None,
+                  default_queue: str = DEFAULT_QUEUE) -> TaskMessage:
+    """The message ``celery beat`` would publish for ``definition`` at ``now``."""
+    return plan_message(definition, default_queue=default_queue).message(
+        now=now, app_zone=app_zone, origin=origin, reply_to=reply_to, task_id=task_id)
 
 
 def default_origin() -> str:
@@ -223,7 +292,8 @@ class _RedisLane:
     def entry(self, message: TaskMessage) -> tuple[str, str]:
         """The list key and the JSON that kombu 5.7's ``Producer.publish`` would LPUSH."""
         channel = self.channel
-        content_type, content_encoding, body = self._dumps(message.body, serializer="json")
+        content_type, content_encoding, body = (
+            message.encoded or self._dumps(message.body, serializer="json"))
         body, body_encoding = channel.encode_body(body, channel.body_encoding)
         given = message.properties
         properties: dict[str, Any] = {k: v for k, v in given.items()

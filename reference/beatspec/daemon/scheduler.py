@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
-from typing import Any, Literal
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 import redis
@@ -36,7 +36,13 @@ from beatspec.codec import Entry
 from beatspec.codec._fast import FastEntryDecoder
 from beatspec.daemon.config import RunConfig
 from beatspec.daemon.logs import LOGGER
-from beatspec.daemon.messages import Publisher, PublishFailed, TaskMessage, build_message
+from beatspec.daemon.messages import (
+    MessagePlan,
+    Publisher,
+    PublishFailed,
+    TaskMessage,
+    plan_message,
+)
 from beatspec.daemon.metrics import Metrics
 from beatspec.daemon.plan import Decision, decide
 from beatspec.daemon.statics import ScheduleFileError, StaticSchedule, load_schedule, sync_statics
@@ -58,6 +64,7 @@ class _Read:
     entry: Entry | None
     finding: Finding | None = None
     op: Literal["B", "b"] = "B"  # how to back off an invalid entry
+    plan: MessagePlan | None = None  # its message, but for the task id and the times
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,12 +235,12 @@ class Scheduler:
         limit = 4 * self.config.batch
         if upcoming - self.clock() > self.config.max_interval + 0.5:
             return  # the loop wakes up before then anyway
+        offset = 0
         while len(self._ahead) < limit and upcoming - self.clock() > 0.05:
-            page = self.store.between(max_score, upcoming, offset=0, count=self.config.batch)
-            page = [m for m in page if m.key not in self._ahead]
-            if not page:
-                return
-            for read in self._reads(page, {}):
+            page = self.store.between(max_score, upcoming, offset=offset,
+                                      count=self.config.batch)
+            offset += len(page)
+            for read in self._reads([m for m in page if m.key not in self._ahead], {}):
                 self._ahead[read.member.key] = read
             if len(page) < self.config.batch:
                 return
@@ -283,7 +290,11 @@ class Scheduler:
             failed = [f for f in report.findings if f.outcome is Outcome.FAILED]
             return _Read(member, entry, None, failed[0] if failed else _finding(
                 "DEF-1", entry.key, "the entry could not be decoded", "run beatspec validate"))
-        return _Read(member, entry, decoded)
+        try:
+            plan = plan_message(decoded.definition, default_queue=self.config.default_queue)
+        except Exception:  # reported (RUN-2) when a run of it is sent
+            plan = None
+        return _Read(member, entry, decoded, plan=plan)
 
     def _handle(self, reads: Sequence[_Read], now_ts: float, max_score: int) -> int | None:
         """Decide, commit (fenced, compare-and-set: LOCK-7, RUN-4), then publish (RUN-3) one
@@ -291,7 +302,7 @@ class Scheduler:
         not to be ours."""
         now = datetime.fromtimestamp(now_ts, UTC)
         changes: list[Change] = []
-        fires: dict[str, tuple[Decision, Any]] = {}
+        fires: dict[str, tuple[Decision, _Read]] = {}
         for read in reads:
             change = self._change_for(read, now, fires)
             if change is not None:
@@ -316,7 +327,7 @@ class Scheduler:
                    if r.member.key not in written or 0 <= written[r.member.key] <= max_score)
 
     def _change_for(self, read: _Read, now: datetime,
-                    fires: dict[str, tuple[Decision, Any]]) -> Change | None:
+                    fires: dict[str, tuple[Decision, _Read]]) -> Change | None:
         entry = read.loaded
         if read.entry is None:
             assert read.finding is not None
@@ -333,7 +344,7 @@ class Scheduler:
         if decision.due_at is not None:
             self._due_soon = min(self._due_soon, decision.due_at)
         if decision.action == "fire":
-            fires[entry.key] = (decision, read.entry)
+            fires[entry.key] = (decision, read)
         if decision.action == "delete":
             return Change("D", entry)
         if decision.meta is not None:
@@ -372,17 +383,20 @@ class Scheduler:
 
     # ------------------------------------------------------------------------ publishing
 
-    def _send(self, fires: dict[str, tuple[Decision, Any]], now_ts: float) -> None:
+    def _send(self, fires: dict[str, tuple[Decision, _Read]], now_ts: float) -> None:
         at = time.monotonic()
         now: list[_Pending] = []
-        for key, (decision, entry) in fires.items():
+        publisher = self.publisher
+        for key, (decision, read) in fires.items():
             for fire in decision.fires:
                 try:
-                    message = build_message(
-                        entry.definition, now=datetime.fromtimestamp(now_ts + fire.delay, UTC),
-                        app_zone=self.app_zone, origin=self.publisher.origin,
-                        reply_to=self.publisher.reply_to,
-                        default_queue=self.config.default_queue)
+                    assert read.entry is not None
+                    plan = read.plan or plan_message(read.entry.definition,
+                                                     default_queue=self.config.default_queue)
+                    message = plan.message(
+                        now=datetime.fromtimestamp(now_ts + fire.delay, UTC),
+                        app_zone=self.app_zone, origin=publisher.origin,
+                        reply_to=publisher.reply_to)
                 except Exception:  # confined to this run (RUN-2); it was committed: lost
                     LOGGER.exception("run lost: its message could not be built",
                                      extra={"key": key})

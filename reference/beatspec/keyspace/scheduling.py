@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import redis
@@ -184,10 +184,12 @@ class LoadedEntry:
     key: str
     exists: bool
     fields: Mapping[str, bytes]
+    #: computed when read (an entry read ahead is committed later: the work is done by then)
+    fingerprint: str = field(init=False)
 
-    @property
-    def fingerprint(self) -> str:
-        return fingerprint(*(self.fields.get(name) for name in _FIELDS))
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fingerprint", fingerprint(
+            *(self.fields.get(name) for name in _FIELDS)))
 
 
 @dataclass(frozen=True, slots=True)
