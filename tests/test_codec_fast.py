@@ -8,7 +8,6 @@ verdicts").
 from __future__ import annotations
 
 import json
-from collections import Counter
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -60,6 +59,21 @@ raw_definitions = st.sampled_from([
     b'{"name": "a", "task": "t", "schedule": {"__type__": "interval", "every": 1e999}}',
     b'{"name": "\xff", "task": "t"}',
     b'{"name": "a"',
+    # offsets in JSON-1 findings do not move with the name's length (the template's is "x")
+    b'{"name": "report", "task": "t",}',
+    b'{"name": "report", "task": "t\xff"}',
+    b'{"name": "report", "task": "t", "args": [1] x',
+    # the parser's findings come before the unknown members' (DEF-1) and the name's
+    b'{"name": "report", "task": "t", "foo": 1, "args": [9007199254740993], "schedule": 5}',
+    b'{"name": "a b", "task": "t", "foo": 1, "args": [], "kwargs": {}, "options": {"x": '
+    b'9007199254740993}, "schedule": 5, "enabled": true}',
+    # escaped names
+    b'{"name": "r\\u00e9sum\\u00e9", "task": "t", "args": [1], "kwargs": {}, "options": {}, '
+    b'"schedule": 5, "enabled": true}',
+    b'{"name": "\\ud800", "task": "t", "args": [1], "kwargs": {}, "options": {}, '
+    b'"schedule": 5, "enabled": true}',
+    b'{"name": "\\q", "task": "t", "args": [1], "kwargs": {}, "options": {}, "schedule": 5}',
+    b'{"name": "", "task": "t", "args": [1], "kwargs": {}, "options": {}, "schedule": 5}',
 ])
 
 DATETIME = ('{{"__type__": "datetime", "year": {y}, "month": {mo}, "day": {d}, "hour": {h}, '
@@ -88,7 +102,7 @@ metas = st.one_of(
 
 def _key(finding: Finding) -> tuple[object, ...]:
     return (finding.rule, finding.outcome, finding.pointer, finding.field, finding.key,
-            finding.found, finding.message)
+            finding.found, finding.message, finding.hint)
 
 
 DECODER = FastEntryDecoder()
@@ -103,7 +117,8 @@ def test_fast_path_equals_full_decoder(definition: bytes, meta: bytes, key_name:
     full = decode_entry(fields, name=key_name, key=key)
     value, report = DECODER.decode(fields, name=key_name, key=key)
     assert value == full.value
-    assert Counter(map(_key, report)) == Counter(map(_key, full.report))
+    assert repr(value) == repr(full.value)
+    assert list(map(_key, report)) == list(map(_key, full.report))  # in the same order
 
 
 def test_the_cache_is_used() -> None:
@@ -125,7 +140,7 @@ def _lean_key(lean: Lean) -> tuple[object, ...]:
     last = lean.last_run_at
     stamp = None if last is None else (last, repr(last), last.tzinfo)
     return (lean.schedule, lean.enabled, stamp, lean.timezone,
-            Counter(map(_key, lean.report)))
+            list(map(_key, lean.report)))
 
 
 @settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -183,7 +198,7 @@ def test_lean_path_of_usual_entries_equals_the_full_decoder(
     full = decode_entry(fields, name=key_name, key=key)
     LEAN_DECODER.decode_lean(fields, name=key_name, key=key)  # the definition is now cached
     lean = LEAN_DECODER.decode_lean(fields, name=key_name, key=key)
-    assert Counter(map(_key, lean.report)) == Counter(map(_key, full.report))
+    assert list(map(_key, lean.report)) == list(map(_key, full.report))
     if full.value is None:
         assert lean.schedule is None
         return
