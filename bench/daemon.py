@@ -317,14 +317,14 @@ class PublishLog:
         push = _RedisLane.push
         self._saved["push"] = push
 
-        def logged_push(self: Any, messages: Any, allowed: Any) -> Any:
+        def logged_push(self: Any, encoded: Any, allowed: Any) -> Any:
             if log.closed:
                 raise StopPublishing
-            errors = push(self, messages, allowed)
+            errors = push(self, encoded, allowed)
             at = time.time()
             if errors is not None:
-                sent.extend((int(m.body[0][0]), at)
-                            for m, error in zip(messages, errors, strict=True) if error is None)
+                sent.extend((int(e.message.body[0][0]), at)
+                            for e, error in zip(encoded, errors, strict=True) if error is None)
             return errors
 
         _RedisLane.push = logged_push  # type: ignore[method-assign]

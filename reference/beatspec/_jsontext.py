@@ -10,17 +10,45 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Final
+from collections.abc import Callable
+from typing import Any, Final
 
 from beatspec._collector import Collector, describe
 
-__all__ = ["MAX_DEPTH", "MAX_FIELD_BYTES", "MISSING", "parse_json_text"]
+__all__ = ["MAX_DEPTH", "MAX_FIELD_BYTES", "MISSING", "make_dumps", "parse_json_text"]
 
 MAX_DEPTH: Final = 64
 MAX_FIELD_BYTES: Final = 1024 * 1024
 _INT64_MIN: Final = -(2**63)
 _INT64_MAX: Final = 2**63 - 1
 _MAX_INT_DIGITS: Final = 19
+
+
+def make_dumps(encoder: json.JSONEncoder | None = None) -> Callable[[Any], str]:
+    """``json.dumps(value, cls=type(encoder))`` with default settings, without building the C
+    encoder on every call (about three times faster for small values). It does not check for
+    circular structures: give it trees. Plain ``json.dumps`` where the C encoder is missing or
+    gives a different text for a probe value."""
+    encoder = encoder or json.JSONEncoder()
+
+    def slow(value: Any) -> str:
+        return json.dumps(value, cls=type(encoder))
+
+    make = getattr(json.encoder, "c_make_encoder", None)
+    try:
+        # what JSONEncoder.iterencode passes for the default settings, without markers
+        encode = make(None, encoder.default,  # type: ignore[misc]
+                      json.encoder.encode_basestring_ascii, None, ": ", ", ", False, False, True)
+
+        def fast(value: Any) -> str:
+            return "".join(encode(value, 0))
+
+        probe = [1, -2.5, 1e300, 2**53, "\u00e9\ud800\x00\"\\", {"a": None, "b": [True, {}]}, []]
+        if fast(probe) == slow(probe) and fast({}) == "{}":
+            return fast
+    except Exception:  # pragma: no cover - no _json, or another signature  # noqa: BLE001
+        pass
+    return slow  # pragma: no cover
 
 
 class _Missing:

@@ -9,6 +9,7 @@ the comparison puts kombu's tag into the lane's text, nothing else.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -18,7 +19,7 @@ import pytest
 import redis
 
 from beatspec.codec import decode_definition
-from beatspec.daemon.messages import Publisher, TaskMessage, build_message
+from beatspec.daemon.messages import Publisher, TaskMessage, build_message, uuid4_text
 from beatspec.testing import Namespace
 
 NOW = datetime(2026, 11, 22, 9, 30, 15, 250_000, tzinfo=UTC)
@@ -186,3 +187,12 @@ def test_a_value_json_cannot_carry_fails_that_message_only(broker_ns: Namespace,
     publisher.close()
     assert errors is not None and errors[0] is None and "not JSON serializable" in str(errors[1])
     assert broker_client.llen("celery") == 1
+
+
+def test_uuid4_text_is_a_random_uuid4() -> None:
+    texts = [uuid4_text() for _ in range(2000)]
+    assert len(set(texts)) == len(texts)
+    for text in texts:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text and parsed.version == 4
+        assert parsed.variant == uuid.RFC_4122

@@ -36,7 +36,7 @@ from typing import Final, NamedTuple
 from zoneinfo import ZoneInfo
 
 from beatspec._collector import Collector
-from beatspec._jsontext import MAX_DEPTH, MAX_FIELD_BYTES, MISSING, parse_json_text
+from beatspec._jsontext import MAX_DEPTH, MAX_FIELD_BYTES, MISSING, make_dumps, parse_json_text
 from beatspec.codec import decode_definition, decode_entry
 from beatspec.codec.decode import LAST_RUN_YEAR_LIMIT, _decode_name, decode_definition_value
 from beatspec.codec.types import DateTime, Definition, Entry, Json, Meta, Schedule
@@ -128,27 +128,7 @@ _NEUTRAL_ARGS: Final = (b"null", b"[]", b"[0]")
 _NEUTRAL_KWARGS: Final = (b"null", b"{}", b'{"": 0}')
 
 
-def _make_canonical() -> Callable[[object], str]:
-    """``json.dumps`` with default settings, without building its C encoder on every call
-    (three times faster for small values); plain ``json.dumps`` where that is unavailable."""
-    make = getattr(json.encoder, "c_make_encoder", None)
-    try:
-        # what JSONEncoder.iterencode passes for the defaults; no markers: parsed JSON is a tree
-        encode = make(None, json.JSONEncoder().default,  # type: ignore[misc]
-                      json.encoder.encode_basestring_ascii, None, ": ", ", ", False, False, True)
-
-        def canonical(value: object) -> str:
-            return "".join(encode(value, 0))
-
-        probe = [1, -2.5, 1e300, 2**53, "\u00e9\ud800\x00\"\\", {"a": None, "b": [True, {}]}, []]
-        if canonical(probe) == json.dumps(probe) and canonical({}) == "{}":
-            return canonical
-    except Exception:  # pragma: no cover - no _json, or another signature  # noqa: BLE001
-        pass
-    return json.dumps  # pragma: no cover
-
-
-_canonical: Final = _make_canonical()
+_canonical: Final = make_dumps()
 
 
 def _plain_items(items: Iterable[Json], depth: int) -> bool:

@@ -23,22 +23,24 @@ transports, compression, key prefixes, queue expiry, unusual properties) goes th
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import socket
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
-from typing import Any
+from typing import Any, Final
 
 from beatspec._collector import Collector
+from beatspec._jsontext import make_dumps
 from beatspec.codec import DateTime, Definition
 from beatspec.codec.decode import decode_datetime
 from beatspec.keyspace import _bulk_packed, _can_pipeline, _pack
 
 __all__ = [
     "DEFAULT_QUEUE",
+    "Encoded",
     "MessagePlan",
     "PublishFailed",
     "Publisher",
@@ -114,6 +116,16 @@ def _plain(value: Any) -> Any:
     return value
 
 
+_VARIANT: Final = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
+
+
+def uuid4_text() -> str:
+    """``str(uuid.uuid4())``, in a third of the time (Celery's task ids and kombu's delivery
+    tags are random UUIDs in this form)."""
+    h = os.urandom(16).hex()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
+
+
 def _repr(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= _REPR_MAX else text[: _REPR_MAX - 3] + "..."
@@ -157,7 +169,7 @@ class MessagePlan:
     def message(self, *, now: datetime, app_zone: tzinfo, origin: str, reply_to: str,
                 task_id: str | None = None) -> TaskMessage:
         """The message ``celery beat`` would publish at ``now``."""
-        task_id = task_id or str(uuid.uuid4())
+        task_id = task_id or uuid4_text()
         expires, eta = self.expires, self.eta
         properties: dict[str, Any] = {}
         if expires is not None or self.countdown:
@@ -228,11 +240,35 @@ def _serialized(body: Any, serializer: str) -> tuple[str, str, Any] | None:
     """kombu's serialization of ``body`` (None when kombu cannot serialize it: the error then
     comes from the publish, for this message only)."""
     try:
-        dumps: Any = importlib.import_module("kombu.serialization").dumps
-        content_type, content_encoding, payload = dumps(body, serializer=serializer)
+        if serializer == "json":
+            return _json_body()(body)
+        content_type, content_encoding, payload = _kombu_dumps()(body, serializer=serializer)
     except Exception:
         return None
     return str(content_type), str(content_encoding), payload
+
+
+@functools.cache
+def _kombu_dumps() -> Any:
+    return importlib.import_module("kombu.serialization").dumps
+
+
+@functools.cache
+def _json_body() -> Callable[[Any], tuple[str, str, Any]]:
+    """kombu's ``json`` serializer, with its encoder built once (checked against kombu's own
+    registry on a probe; kombu's registry itself otherwise)."""
+    dumps = _kombu_dumps()
+    fast = make_dumps(importlib.import_module("kombu.utils.json").JSONEncoder())
+
+    def encode(body: Any) -> tuple[str, str, Any]:
+        return "application/json", "utf-8", fast(body)
+
+    def registry(body: Any) -> tuple[str, str, Any]:
+        content_type, content_encoding, payload = dumps(body, serializer="json")
+        return str(content_type), str(content_encoding), payload
+
+    probe = ([1, "é", 2.5, None, datetime(2026, 1, 2, 3, 4, 5)], {"k": [True]}, {"c": None})
+    return encode if encode(probe) == registry(probe) else registry
 
 
 def build_message(definition: Definition, *, now: datetime, app_zone: tzinfo,
@@ -265,8 +301,8 @@ class _RedisLane:
         self._declare = declare
         self._declared: set[str] = set()
         self._dumps: Any = importlib.import_module("kombu.serialization").dumps
-        self._json: Any = importlib.import_module("kombu.utils.json").dumps
-        self._tag: Any = importlib.import_module("kombu.utils.uuid").uuid
+        self._json = make_dumps(importlib.import_module("kombu.utils.json").JSONEncoder())
+        self._keys: dict[tuple[str, Any], str] = {}  # (queue, priority) -> list key
 
     @classmethod
     def for_producer(cls, producer: Any, declare: Callable[[str], None]) -> _RedisLane | None:
@@ -305,36 +341,48 @@ class _RedisLane:
                                        "routing_key": message.routing_key}
         properties["priority"] = given.get("priority") or channel.default_priority
         properties["body_encoding"] = body_encoding
-        properties["delivery_tag"] = self._tag()
+        properties["delivery_tag"] = uuid4_text()
         envelope = {"body": body, "content-encoding": content_encoding,
                     "content-type": content_type, "headers": dict(message.headers),
                     "properties": properties}
-        priority = channel._get_message_priority(envelope, reverse=False)
-        return channel._q_for_pri(message.routing_key, priority), self._json(envelope)
+        slot = (message.routing_key, properties["priority"])
+        key = self._keys.get(slot)
+        if key is None:
+            priority = channel._get_message_priority(envelope, reverse=False)
+            key = self._keys[slot] = channel._q_for_pri(message.routing_key, priority)
+        return key, self._json(envelope)
 
-    def push(self, messages: Sequence[TaskMessage], allowed: Callable[[], bool]
+    def command(self, message: TaskMessage) -> bytes:
+        """The packed ``LPUSH`` that sends ``message`` (it must be one the lane :meth:`accepts`).
+        """
+        key, payload = self.entry(message)
+        return _pack((b"LPUSH", key, payload))
+
+    def push(self, encoded: Sequence[Encoded], allowed: Callable[[], bool]
              ) -> list[str | None] | None:
-        """LPUSH ``messages`` (all :meth:`accepts`) in one round trip: one item per message as
+        """Send the commands of ``encoded`` in one round trip: one item per message as
         :meth:`Publisher.publish_many` returns them, or None if ``allowed()`` said no."""
-        for queue in {m.queue for m in messages} - self._declared:
+        for queue in {e.message.queue for e in encoded} - self._declared:
             self._declare(queue)
             self._declared.add(queue)
-        errors: list[str | None] = []
-        commands: list[bytes] = []
-        for message in messages:
-            try:
-                key, payload = self.entry(message)
-            except Exception as exc:  # this message only (a value JSON cannot carry)
-                errors.append(f"{type(exc).__name__}: {exc}")
-                continue
-            commands.append(_pack((b"LPUSH", key, payload)))
-            errors.append(None)
+        commands = [e.command for e in encoded if e.command is not None and e.error is None]
         if not allowed():
             return None
         replies = _bulk_packed(self.channel.client, b"".join(commands), len(commands)) or []
         failed = iter([f"{type(r).__name__}: {r}" if isinstance(r, Exception) else None
                        for r in replies])
-        return [next(failed) if error is None else error for error in errors]
+        return [e.error if e.error is not None else next(failed) for e in encoded]
+
+
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """A message made ready to send (:meth:`Publisher.encode`): the Redis lane's packed
+    ``LPUSH``, or no ``command`` when kombu's ``Producer.publish`` sends it; ``error`` when the
+    lane cannot encode it (then it is not sent)."""
+
+    message: TaskMessage
+    command: bytes | None = None
+    error: str | None = None
 
 
 class Publisher:
@@ -371,16 +419,14 @@ class Publisher:
 
     def publish(self, message: TaskMessage) -> None:
         """Publish one message; raise :class:`PublishFailed` if the broker cannot take it."""
+        [encoded] = self.encode([message])
+        if encoded.command is not None or encoded.error is not None:
+            errors = self.send([encoded])
+            if errors and errors[0] is not None:
+                raise PublishFailed(errors[0])
+            return
         try:
-            producer = self._get_producer()
-            if self._lane is not None and self._lane.accepts(message):
-                errors = self._lane.push([message], lambda: True)
-                if errors and errors[0] is not None:
-                    raise PublishFailed(errors[0])
-                return
-            self._send(producer, message)
-        except PublishFailed:
-            raise
+            self._send(self._get_producer(), message)
         except Exception as exc:  # kombu raises many types; the run is lost either way
             self._reset()
             raise PublishFailed(f"{type(exc).__name__}: {exc}") from exc
@@ -396,9 +442,33 @@ class Publisher:
         except Exception:
             return False
 
+    def encode(self, messages: Sequence[TaskMessage]) -> list[Encoded]:
+        """Make ``messages`` ready to send (the lane's serialization), so that :meth:`send`
+        only writes; a scheduler does this while its commit runs on the server."""
+        try:
+            self._get_producer()
+        except Exception:  # send() reports it
+            return [Encoded(m) for m in messages]
+        lane = self._lane
+        out: list[Encoded] = []
+        for message in messages:
+            if lane is None or not lane.accepts(message):
+                out.append(Encoded(message))
+                continue
+            try:
+                out.append(Encoded(message, lane.command(message)))
+            except Exception as exc:  # this message only (a value JSON cannot carry)
+                out.append(Encoded(message, error=f"{type(exc).__name__}: {exc}"))
+        return out
+
     def publish_many(self, messages: Sequence[TaskMessage], *,
                      allowed: Callable[[], bool] = lambda: True) -> list[str | None] | None:
-        """Publish ``messages`` in one pipelined round trip (needs :attr:`batching`).
+        """:meth:`encode` and :meth:`send` ``messages``."""
+        return self.send(self.encode(messages), allowed=allowed)
+
+    def send(self, encoded: Sequence[Encoded], *,
+             allowed: Callable[[], bool] = lambda: True) -> list[str | None] | None:
+        """Publish encoded messages in one pipelined round trip (needs :attr:`batching`).
 
         Returns one item per message: None when it was sent, else why that message alone could
         not be built (it was left out). ``allowed()`` is asked right before the batch goes out;
@@ -407,9 +477,10 @@ class Publisher:
         try:
             producer = self._get_producer()
             lane = self._lane
-            if lane is not None and all(lane.accepts(m) for m in messages):
-                return lane.push(messages, allowed)
-            return self._kombu_batch(producer, messages, allowed)
+            if lane is not None and all(e.command is not None or e.error is not None
+                                        for e in encoded):
+                return lane.push(encoded, allowed)
+            return self._kombu_batch(producer, [e.message for e in encoded], allowed)
         except PublishFailed:
             raise
         except Exception as exc:  # kombu raises many types; the runs are lost either way

@@ -24,7 +24,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, tzinfo
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -37,6 +37,7 @@ from beatspec.codec._fast import FastEntryDecoder
 from beatspec.daemon.config import RunConfig
 from beatspec.daemon.logs import LOGGER
 from beatspec.daemon.messages import (
+    Encoded,
     MessagePlan,
     Publisher,
     PublishFailed,
@@ -74,6 +75,7 @@ class _Pending:
     message: TaskMessage
     slot: float  # due time, epoch seconds
     key: str
+    encoded: Encoded | None = None  # made ready to send while the commit ran
 
 
 class Scheduler:
@@ -308,7 +310,11 @@ class Scheduler:
             if change is not None:
                 changes.append(change)
         assert self.token is not None
-        done = self.store.commit(self.token, changes)
+        finish = self.store.commit_begin(self.token, changes)
+        try:  # the server runs the commit script meanwhile
+            runs = self._runs(fires, now_ts)
+        finally:
+            done = finish()
         if done is None:
             self.step_down("the lock was not ours at commit time (fenced write refused)")
             return None
@@ -322,7 +328,7 @@ class Scheduler:
                 self._due_soon = min(self._due_soon, now_ts)
                 continue
             written[key] = -1.0 if change.op == "D" else float(change.score)
-        self._send(fires, now_ts)
+        self._send([(delay, run) for delay, run in runs if run.key in fires])
         return sum(1 for r in reads
                    if r.member.key not in written or 0 <= written[r.member.key] <= max_score)
 
@@ -383,9 +389,10 @@ class Scheduler:
 
     # ------------------------------------------------------------------------ publishing
 
-    def _send(self, fires: dict[str, tuple[Decision, _Read]], now_ts: float) -> None:
-        at = time.monotonic()
-        now: list[_Pending] = []
+    def _runs(self, fires: dict[str, tuple[Decision, _Read]], now_ts: float
+              ) -> list[tuple[float, _Pending]]:
+        """The message of each run (with its jitter delay); those sent at once are encoded."""
+        runs: list[tuple[float, _Pending]] = []
         publisher = self.publisher
         for key, (decision, read) in fires.items():
             for fire in decision.fires:
@@ -402,12 +409,23 @@ class Scheduler:
                                      extra={"key": key})
                     self.metrics.publish_errors.inc()
                     continue
-                pending = _Pending(message, fire.slot.timestamp(), key)
-                if fire.delay > 0:
-                    heapq.heappush(self._pending, (at + fire.delay, next(self._sequence),
-                                                   pending))
-                else:
-                    now.append(pending)
+                runs.append((fire.delay, _Pending(message, fire.slot.timestamp(), key)))
+        at_once = [i for i, (delay, _) in enumerate(runs) if delay <= 0]
+        if len(at_once) > 1 and publisher.batching:
+            encoded = publisher.encode([runs[i][1].message for i in at_once])
+            for i, ready in zip(at_once, encoded, strict=True):
+                runs[i] = (0.0, replace(runs[i][1], encoded=ready))
+        return runs
+
+    def _send(self, runs: Sequence[tuple[float, _Pending]]) -> None:
+        """Publish the runs due now; queue the jittered ones."""
+        at = time.monotonic()
+        now: list[_Pending] = []
+        for delay, pending in runs:
+            if delay > 0:
+                heapq.heappush(self._pending, (at + delay, next(self._sequence), pending))
+            else:
+                now.append(pending)
         self._publish_all(now)
 
     def flush_pending(self) -> None:
@@ -430,8 +448,8 @@ class Scheduler:
                 self._not_sent(pending)
             return
         try:
-            errors = self.publisher.publish_many([p.message for p in runs],
-                                                 allowed=self._lease_valid)
+            encoded = [p.encoded or self.publisher.encode([p.message])[0] for p in runs]
+            errors = self.publisher.send(encoded, allowed=self._lease_valid)
         except PublishFailed as exc:
             for pending in runs:
                 self._lost(pending, exc)

@@ -10,13 +10,13 @@ so with a hash-tag prefix (``{redbeat}:``) every script runs in one Cluster slot
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import redis
 
-from beatspec.keyspace import Layout, _bulk_packed, _pack
+from beatspec.keyspace import Layout, _bulk_packed, _can_pipeline, _pack, _Pipelined
 
 __all__ = [
     "EXTEND_SCRIPT",
@@ -308,8 +308,16 @@ class ScheduleStore:
     def commit(self, token: str, changes: Sequence[Change]) -> list[bool] | None:
         """Apply ``changes`` atomically if the lock holds ``token``: None if it does not, else
         one flag per change (False: the entry changed since it was read; nothing written)."""
+        return self.commit_begin(token, changes)()
+
+    def commit_begin(self, token: str, changes: Sequence[Change]
+                     ) -> Callable[[], list[bool] | None]:
+        """Send the commit of ``changes`` and return, without waiting for the server; the
+        function returned waits for and returns what :meth:`commit` returns. It must be called
+        exactly once (it gives the connection back); a scheduler prepares its messages while
+        the server runs the script."""
         if not changes:
-            return []
+            return list
         layout = self.layout
         keys = [layout.lock_key, layout.schedule_key, layout.invalid_key]
         args: list[str | int | float] = [token]
@@ -318,29 +326,45 @@ class ScheduleStore:
                 keys.append(change.entry.key)
             args += [change.op, change.entry.key, change.entry.fingerprint,
                      change.meta or change.note, change.score]
-        result = self._evalsha(self._commit, keys, args)
-        if result == -1:
-            return None
-        return [bool(flag) for flag in result]
+        finish = self._evalsha_begin(self._commit, keys, args)
+
+        def result() -> list[bool] | None:
+            flags = finish()
+            return None if flags == -1 else [bool(flag) for flag in flags]
+
+        return result
 
     def _evalsha(self, script: Any, keys: Sequence[str], args: Sequence[str | int | float]
                  ) -> Any:
-        """Run a registered script, packed by hand and parsed by hiredis where possible (a
-        commit carries thousands of arguments: redis-py packs each in Python), else through
-        redis-py; a server that lost the script (restart, SCRIPT FLUSH) gets it again there."""
-        if not keys or not isinstance(self.client, redis.Redis):
-            return script(keys=keys, args=args)
+        return self._evalsha_begin(script, keys, args)()
+
+    def _evalsha_begin(self, script: Any, keys: Sequence[str],
+                       args: Sequence[str | int | float]) -> Callable[[], Any]:
+        """Send a registered script, packed by hand (a commit carries thousands of arguments:
+        redis-py packs each in Python); the function returned reads its reply with hiredis.
+        Other clients (Cluster), or no hiredis: redis-py, when the function is called. A server
+        that lost the script (restart, SCRIPT FLUSH) gets it again through redis-py."""
+        if not keys or not _can_pipeline(self.client):
+            return lambda: script(keys=keys, args=args)
         words: list[bytes | str] = [b"EVALSHA", script.sha, str(len(keys)), *keys]
         words += [a if isinstance(a, str) else repr(a) for a in args]
-        replies = _bulk_packed(self.client, _pack(tuple(words)), 1)
-        if replies is None:
-            return script(keys=keys, args=args)
-        [reply] = replies
-        if isinstance(reply, Exception):
-            if str(reply).startswith("NOSCRIPT"):
-                return script(keys=keys, args=args)
-            raise redis.ResponseError(str(reply))
-        return reply
+        connection = _Pipelined(self.client)
+        try:
+            connection.send(_pack(tuple(words)), 1)
+        except BaseException:
+            connection.__exit__(None, None, None)
+            raise
+
+        def finish() -> Any:
+            with connection:
+                [reply] = connection.receive(1)
+            if isinstance(reply, Exception):
+                if str(reply).startswith("NOSCRIPT"):
+                    return script(keys=keys, args=args)
+                raise redis.ResponseError(str(reply))
+            return reply
+
+        return finish
 
     def sync_statics(self, token: str, entries: Sequence[StaticEntry],
                      stale: Iterable[str]) -> bool:
