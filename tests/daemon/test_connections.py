@@ -141,6 +141,7 @@ def test_acl_user_with_the_documented_commands(servers: Any, broker_ns: Namespac
     admin.hset(PREFIX + ":beatspec", mapping={"version": "1.0", "profile": "core"})
     fires = [due(admin, "acl-ping"), due(admin, "acl-pong")]
     bad = write_entry(admin, PREFIX, "acl-bad", schedule={"__type__": "interval", "every": 1.0})
+    admin.zadd(PREFIX + ":schedule", {"bare-name": 0})  # ZSET-1: a key the user may not read
     write_entry(admin, PREFIX, "gone-static", schedule=interval(3600), score=4e9)
     admin.sadd(PREFIX + ":statics", "gone-static")
     admin.hset(PREFIX + ":invalid", PREFIX + "long-gone", "{}")

@@ -25,7 +25,7 @@ from beatspec.testing import Namespace
 sys.path.insert(0, str(Path(__file__).parent))
 
 import e2e_support as e2e  # noqa: E402
-from daemon_kit import interval, messages, run_count, write_entry  # noqa: E402
+from daemon_kit import interval, messages, run_count, wait_until, write_entry  # noqa: E402
 
 EVERY = 60.0
 
@@ -139,3 +139,37 @@ def test_entries_due_later_in_the_second_are_read_once(setup: Any, redis_ns: Nam
     scheduler.tick(read_ahead=True)
     assert sorted(m.task for m in messages(broker)) == [f"t.s{i}" for i in range(5)]
     assert loads == [5]
+
+
+def test_garbage_is_collected_between_ticks_not_during_them(redis_ns: Namespace,
+                                                            broker_ns: Namespace) -> None:
+    """``run()`` switches the automatic collector off (a full collection in the middle of a
+    tick would delay its runs by tens of milliseconds), collects when it is about to sleep,
+    and switches it back on when it returns."""
+    import gc
+    import threading
+    import weakref
+
+    class Node:
+        def __init__(self) -> None:
+            self.me = self
+
+    scheduler = e2e.make_scheduler(redis_ns.url, redis_ns.prefix, broker_ns.url,
+                                   max_interval=0.2)
+    thread = threading.Thread(target=scheduler.run, daemon=True)
+    assert gc.isenabled()
+    thread.start()
+    try:
+        wait_until(lambda: scheduler.is_leader, 10, what="leadership")
+        assert not gc.isenabled()
+        for _ in range(3):  # cyclic garbage, and allocations enough for the youngest generation
+            node = Node()
+            gone = weakref.ref(node)
+            del node
+            _ = [[] for _ in range(gc.get_threshold()[0] * 2)]  # tracked: counted by gc
+            wait_until(lambda gone=gone: gone() is None, 5, what="a collection")  # type: ignore[misc]
+    finally:
+        scheduler.stopping.set()
+        thread.join(10)
+        e2e.close_scheduler(scheduler)
+    assert gc.isenabled()

@@ -26,10 +26,11 @@ from __future__ import annotations
 import functools
 import importlib
 import os
+import re
 import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, Final
 
 from beatspec._collector import Collector
@@ -90,6 +91,8 @@ class TaskMessage:
     #: the body as kombu's serializer gives it (content type, encoding, payload), when it was
     #: serialized ahead (see :class:`MessagePlan`)
     encoded: tuple[str, str, Any] | None = None
+    #: the plan it was made from (the Redis lane keeps a template per plan)
+    plan: MessagePlan | None = field(default=None, compare=False, repr=False)
 
 
 _SCALARS: frozenset[type] = frozenset({str, int, float, bool, type(None)})
@@ -197,7 +200,13 @@ class MessagePlan:
             task_id=task_id, body=self.body, headers=headers, queue=self.queue,
             exchange=self.exchange, routing_key=self.routing_key, serializer=self.serializer,
             compression=self.compression, delivery_mode=self.delivery_mode,
-            properties=properties, encoded=self.encoded)
+            properties=properties, encoded=self.encoded, plan=self)
+
+    @property
+    def timeless(self) -> bool:
+        """Whether its messages differ only in the task id (no relative ``expires`` or
+        ``countdown`` to count from the send time)."""
+        return self.expires is None and not self.countdown
 
 
 def plan_message(definition: Definition, *, default_queue: str = DEFAULT_QUEUE
@@ -284,6 +293,11 @@ def default_origin() -> str:
     return f"gen{os.getpid()}@{socket.gethostname()}"
 
 
+#: Plans the Redis lane keeps message templates for (the daemon reads ahead at most 4 batches).
+_TEMPLATES: Final = 8192
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+#: Task ids a template takes: as long as its marker, and nothing for JSON to escape.
+_UUID_TEXT: Final = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 #: Properties the Redis lane lays out itself; a message with any other goes through kombu.
 _LANE_PROPERTIES = frozenset({"correlation_id", "reply_to", "priority", "expiration"})
 
@@ -303,6 +317,8 @@ class _RedisLane:
         self._dumps: Any = importlib.import_module("kombu.serialization").dumps
         self._json = make_dumps(importlib.import_module("kombu.utils.json").JSONEncoder())
         self._keys: dict[tuple[str, Any], str] = {}  # (queue, priority) -> list key
+        # id(plan) -> (plan, origin, reply_to, the packed LPUSH cut where the ids go)
+        self._templates: dict[int, tuple[MessagePlan, str, str, tuple[bytes, ...]]] = {}
 
     @classmethod
     def for_producer(cls, producer: Any, declare: Callable[[str], None]) -> _RedisLane | None:
@@ -325,7 +341,7 @@ class _RedisLane:
                 and message.compression is None and message.properties.keys() <= _LANE_PROPERTIES
                 and not (expires and message.routing_key in expires))
 
-    def entry(self, message: TaskMessage) -> tuple[str, str]:
+    def entry(self, message: TaskMessage, *, tag: str | None = None) -> tuple[str, str]:
         """The list key and the JSON that kombu 5.7's ``Producer.publish`` would LPUSH."""
         channel = self.channel
         content_type, content_encoding, body = (
@@ -341,7 +357,7 @@ class _RedisLane:
                                        "routing_key": message.routing_key}
         properties["priority"] = given.get("priority") or channel.default_priority
         properties["body_encoding"] = body_encoding
-        properties["delivery_tag"] = uuid4_text()
+        properties["delivery_tag"] = tag or uuid4_text()
         envelope = {"body": body, "content-encoding": content_encoding,
                     "content-type": content_type, "headers": dict(message.headers),
                     "properties": properties}
@@ -353,10 +369,41 @@ class _RedisLane:
         return key, self._json(envelope)
 
     def command(self, message: TaskMessage) -> bytes:
-        """The packed ``LPUSH`` that sends ``message`` (it must be one the lane :meth:`accepts`).
-        """
+        """The packed ``LPUSH`` that sends ``message`` (it must be one the lane :meth:`accepts`):
+        from its plan's template when :meth:`warm` made one, else encoded in full."""
+        plan = message.plan
+        if plan is not None:
+            cached = self._templates.get(id(plan))
+            if (cached is not None and cached[0] is plan and _UUID_TEXT.fullmatch(message.task_id)
+                    and message.headers.get("origin") == cached[1]
+                    and message.properties.get("reply_to") == cached[2]):
+                task_id = message.task_id.encode("ascii")
+                head, after_id, after_root, after_correlation, tail = cached[3]
+                return b"".join((head, task_id, after_id, task_id, after_root, task_id,
+                                 after_correlation, uuid4_text().encode("ascii"), tail))
         key, payload = self.entry(message)
         return _pack((b"LPUSH", key, payload))
+
+    def warm(self, plan: MessagePlan, origin: str, reply_to: str) -> None:
+        """Make the template of ``plan``'s messages: one message encoded in full with marker ids,
+        cut where the task id (three times) and the delivery tag go. Only for plans whose
+        messages differ in nothing else (:attr:`MessagePlan.timeless`)."""
+        if not plan.timeless or id(plan) in self._templates:
+            return
+        marker, tag = uuid4_text(), uuid4_text()
+        message = plan.message(now=_EPOCH, app_zone=UTC, origin=origin, reply_to=reply_to,
+                               task_id=marker)
+        if not self.accepts(message):
+            return
+        key, payload = self.entry(message, tag=tag)
+        packed = _pack((b"LPUSH", key, payload))
+        parts = packed.split(marker.encode("ascii"))
+        if len(parts) != 4 or parts[3].count(tag.encode("ascii")) != 1:
+            return  # a marker met elsewhere in the text: no template, encode in full
+        if len(self._templates) >= _TEMPLATES:
+            self._templates.clear()
+        self._templates[id(plan)] = (plan, origin, reply_to,
+                                     (*parts[:3], *parts[3].split(tag.encode("ascii"))))
 
     def push(self, encoded: Sequence[Encoded], allowed: Callable[[], bool]
              ) -> list[str | None] | None:
@@ -441,6 +488,16 @@ class Publisher:
                 hasattr(producer, "batch") and bool(producer.supports_batch_publish))
         except Exception:
             return False
+
+    def warm(self, plan: MessagePlan) -> None:
+        """Prepare to send ``plan``'s messages fast (the Redis lane's template); a scheduler
+        does this for the entries it reads ahead of their due time."""
+        try:
+            self._get_producer()
+            if self._lane is not None:
+                self._lane.warm(plan, self.origin, self.reply_to)
+        except Exception:  # only a shortcut: the message is encoded in full when sent
+            return
 
     def encode(self, messages: Sequence[TaskMessage]) -> list[Encoded]:
         """Make ``messages`` ready to send (the lane's serialization), so that :meth:`send`

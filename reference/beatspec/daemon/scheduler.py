@@ -13,6 +13,7 @@ paused past its TTL never publishes after it wakes up; its runs are lost, not re
 
 from __future__ import annotations
 
+import gc
 import heapq
 import itertools
 import json
@@ -66,6 +67,8 @@ class _Read:
     finding: Finding | None = None
     op: Literal["B", "b"] = "B"  # how to back off an invalid entry
     plan: MessagePlan | None = None  # its message, but for the task id and the times
+    #: when it was last decided "wait": its exact due time (not decided again before then)
+    due_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,6 +247,8 @@ class Scheduler:
             offset += len(page)
             for read in self._reads([m for m in page if m.key not in self._ahead], {}):
                 self._ahead[read.member.key] = read
+                if read.plan is not None:
+                    self.publisher.warm(read.plan)
             if len(page) < self.config.batch:
                 return
 
@@ -259,8 +264,13 @@ class Scheduler:
                 read = None
             reads.append(read)
         if missing:
-            loaded = iter(self.store.load([m.key for m in missing]))
-            fresh = iter([self._read(m, next(loaded)) for m in missing])
+            # a member outside the prefix (ZSET-1) is not read: its key may lie in another
+            # Cluster slot, or outside what an ACL user may read
+            name_of = self.store.layout.name_of
+            ours = [m.key for m in missing if name_of(m.key) is not None]
+            loaded = {e.key: e for e in self.store.load(ours)}
+            fresh = iter([self._read(m, loaded.get(m.key) or LoadedEntry(m.key, False, {}))
+                          for m in missing])
             return [read or next(fresh) for read in reads]
         return [read for read in reads if read is not None]
 
@@ -335,6 +345,10 @@ class Scheduler:
     def _change_for(self, read: _Read, now: datetime,
                     fires: dict[str, tuple[Decision, _Read]]) -> Change | None:
         entry = read.loaded
+        if read.due_at is not None and read.due_at > now.timestamp():  # still waiting
+            self._due_soon = min(self._due_soon, read.due_at)
+            self._ahead[entry.key] = read
+            return None
         if read.entry is None:
             assert read.finding is not None
             return self._back_off(entry, now, read.finding, op=read.op)
@@ -360,7 +374,8 @@ class Scheduler:
         if recovered:  # drop the note in the invalid-entries hash
             return Change("Z", entry, score=read.member.score)
         if decision.action == "wait" and len(self._ahead) < 4 * self.config.batch:
-            self._ahead[entry.key] = read  # due later in this second: keep it for that tick
+            # due later in this second: keep it, and decide again at its due time
+            self._ahead[entry.key] = replace(read, due_at=decision.due_at)
         return None
 
     def _back_off(self, entry: LoadedEntry, now: datetime, finding: Finding,
@@ -531,10 +546,25 @@ class Scheduler:
     # ------------------------------------------------------------------------- the loop
 
     def run(self) -> None:
-        """Run until :attr:`stopping` is set; then finish and release the lock."""
-        while not self.stopping.is_set():
-            delay = self.step()
-            self.stopping.wait(max(delay, 0.0))
+        """Run until :attr:`stopping` is set; then finish and release the lock.
+
+        Python's cyclic garbage collector is switched off while it runs and run by the loop
+        itself when it is about to sleep anyway (:func:`_collect_garbage`): a full collection
+        takes tens of milliseconds, and started by an allocation in the middle of a tick it
+        would delay every run of that tick by as much. Switched back on when it returns."""
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            while not self.stopping.is_set():
+                delay = self.step()
+                if delay >= _GC_SLACK or gc.get_count()[0] > _GC_OVERDUE:
+                    started = time.monotonic()
+                    _collect_garbage()
+                    delay -= time.monotonic() - started
+                self.stopping.wait(max(delay, 0.0))
+        finally:
+            if collecting:
+                gc.enable()
         self.release()
 
     def step(self) -> float:
@@ -585,6 +615,21 @@ class Scheduler:
         finally:
             self.release()
         return True
+
+
+#: Seconds of sleep ahead that leave room for a garbage collection; and the allocation count
+#: past which one runs anyway (a loop that never sleeps: a long backlog).
+_GC_SLACK = 0.05
+_GC_OVERDUE = 500_000
+
+
+def _collect_garbage() -> None:
+    """What the automatic collector would do now, by its own thresholds and counts: the
+    youngest generation, or an older one when its turn has come."""
+    counts, thresholds = gc.get_count(), gc.get_threshold()
+    generation = 2 if counts[2] >= thresholds[2] else 1 if counts[1] >= thresholds[1] else 0
+    if generation or counts[0] >= thresholds[0]:
+        gc.collect(generation)
 
 
 def _finding(rule: str, key: str, message: str, hint: str) -> Finding:
