@@ -384,6 +384,8 @@ def part_b(urls: Urls, count: int, rate: int, duration: float, spread: bool) -> 
             "sent": sum(1 for i in window if i in sent),
             "dupes": len(log.sent) - len({i for i, _ in log.sent}),
             "early": early,
+            # the latest message of each second of due times (whole seconds: the 1,000th)
+            "worst": _per_second_worst(window, sent, due, cutoff),
         }
     bs, rb = results["beatspec"], results["redbeat"]
     label = "sub-second due times" if spread else "whole-second due times"
@@ -404,11 +406,30 @@ def part_b(urls: Urls, count: int, rate: int, duration: float, spread: bool) -> 
         Row(f"(b) lateness p99, {rate:,}/s for {duration:g} s", ms(bs, "p99"), ms(rb, "p99"),
             _ratio(rb["p99"], bs["p99"]), "target <= 100 ms" if not spread else ""),
         Row("(b) lateness max", ms(bs, "max"), ms(rb, "max"), _ratio(rb["max"], bs["max"])),
+        Row("(b) latest of each second: median", f"{_percentile(bs['worst'], 50) * 1000:,.0f} ms",
+            f"{_percentile(rb['worst'], 50) * 1000:,.0f} ms",
+            note=f"beatspec's worst seconds (s: ms): {_worst_seconds(bs['worst'])}"),
         Row("(b) sent in time/due in window", fired(bs), fired(rb),
             note=f"RedBeat's loop died: {died[0]}" if died else ""),
     ]
     ok = spread or (bs["p99"] <= 0.100 and bs["sent"] == bs["window"] and not bs["dupes"])
     return rows, ok
+
+
+def _per_second_worst(window: Sequence[int], sent: dict[int, float], due: Callable[[int], float],
+                      cutoff: float) -> list[float]:
+    """Per second of the window (in order), the largest lateness of its entries."""
+    worst: dict[int, float] = {}
+    for i in window:
+        second = math.floor(due(i))
+        late = sent.get(i, cutoff) - due(i)
+        worst[second] = max(worst.get(second, late), late)
+    return [worst[k] for k in sorted(worst)]
+
+
+def _worst_seconds(worst: Sequence[float], count: int = 3) -> str:
+    ranked = sorted(range(len(worst)), key=lambda k: -worst[k])[:count]
+    return ", ".join(f"{k}: {worst[k] * 1000:,.0f}" for k in sorted(ranked))
 
 
 def _percentile(values: Sequence[float], pct: float) -> float:

@@ -13,6 +13,7 @@ paused past its TTL never publishes after it wakes up; its runs are lost, not re
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import heapq
 import itertools
@@ -24,7 +25,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, tzinfo
 from typing import Literal
@@ -218,6 +219,8 @@ class Scheduler:
                 offset += kept
                 if len(page) < self.config.batch:
                     break
+                if gc.get_count()[0] > _GC_OVERDUE:  # a long backlog: collect between pages
+                    _collect_garbage()
                 if budget is not None and time.monotonic() - started > budget:
                     return 0.0
                 if time.monotonic() >= self.next_renew and not self.renew():
@@ -552,19 +555,14 @@ class Scheduler:
         itself when it is about to sleep anyway (:func:`_collect_garbage`): a full collection
         takes tens of milliseconds, and started by an allocation in the middle of a tick it
         would delay every run of that tick by as much. Switched back on when it returns."""
-        collecting = gc.isenabled()
-        gc.disable()
-        try:
+        with _collector_paused():
             while not self.stopping.is_set():
                 delay = self.step()
-                if delay >= _GC_SLACK or gc.get_count()[0] > _GC_OVERDUE:
+                if delay >= _GC_SLACK:
                     started = time.monotonic()
                     _collect_garbage()
                     delay -= time.monotonic() - started
                 self.stopping.wait(max(delay, 0.0))
-        finally:
-            if collecting:
-                gc.enable()
         self.release()
 
     def step(self) -> float:
@@ -606,7 +604,8 @@ class Scheduler:
         if not self.campaign():
             return False
         try:
-            self.tick(budget=None)
+            with _collector_paused():
+                self.tick(budget=None)
             while self._pending and self.is_leader:
                 time.sleep(max(self._pending[0][0] - time.monotonic(), 0.0))
                 if time.monotonic() >= self.next_renew:
@@ -621,6 +620,20 @@ class Scheduler:
 #: past which one runs anyway (a loop that never sleeps: a long backlog).
 _GC_SLACK = 0.05
 _GC_OVERDUE = 500_000
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's automatic garbage collection off inside (the loop collects when it can), and
+    back to what it was afterwards."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
+            _collect_garbage()
 
 
 def _collect_garbage() -> None:

@@ -214,6 +214,20 @@ class StaticEntry:
     extensions: str = ""
 
 
+def _pack_changes(token: str, changes: Sequence[Change]) -> bytes:
+    """The commit script's arguments as RESP bulk strings: the token, then five per change
+    (one format per change: a batch has thousands of arguments)."""
+    parts = [b"$%d\r\n%s\r\n" % (len(t), t) for t in (token.encode("utf-8"),)]
+    for change in changes:
+        key = change.entry.key.encode("utf-8", "surrogateescape")
+        value = (change.meta or change.note).encode("utf-8", "surrogateescape")
+        score = repr(change.score).encode("ascii")
+        parts.append(b"$1\r\n%s\r\n$%d\r\n%s\r\n$40\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (
+            change.op.encode("ascii"), len(key), key, change.entry.fingerprint.encode("ascii"),
+            len(value), value, len(score), score))
+    return b"".join(parts)
+
+
 def _text(value: bytes | str) -> str:
     return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value
 
@@ -320,13 +334,17 @@ class ScheduleStore:
             return list
         layout = self.layout
         keys = [layout.lock_key, layout.schedule_key, layout.invalid_key]
-        args: list[str | int | float] = [token]
-        for change in changes:
-            if change.op != "b":
-                keys.append(change.entry.key)
-            args += [change.op, change.entry.key, change.entry.fingerprint,
-                     change.meta or change.note, change.score]
-        finish = self._evalsha_begin(self._commit, keys, args)
+        keys += [change.entry.key for change in changes if change.op != "b"]
+
+        def args() -> list[str | int | float]:
+            words: list[str | int | float] = [token]
+            for change in changes:
+                words += [change.op, change.entry.key, change.entry.fingerprint,
+                          change.meta or change.note, change.score]
+            return words
+
+        finish = self._evalsha_begin(self._commit, keys, args,
+                                     packed=(1 + 5 * len(changes), _pack_changes(token, changes)))
 
         def result() -> list[bool] | None:
             flags = finish()
@@ -336,21 +354,27 @@ class ScheduleStore:
 
     def _evalsha(self, script: Any, keys: Sequence[str], args: Sequence[str | int | float]
                  ) -> Any:
-        return self._evalsha_begin(script, keys, args)()
+        return self._evalsha_begin(script, keys, lambda: args)()
 
     def _evalsha_begin(self, script: Any, keys: Sequence[str],
-                       args: Sequence[str | int | float]) -> Callable[[], Any]:
+                       args: Callable[[], Sequence[str | int | float]], *,
+                       packed: tuple[int, bytes] | None = None) -> Callable[[], Any]:
         """Send a registered script, packed by hand (a commit carries thousands of arguments:
-        redis-py packs each in Python); the function returned reads its reply with hiredis.
-        Other clients (Cluster), or no hiredis: redis-py, when the function is called. A server
-        that lost the script (restart, SCRIPT FLUSH) gets it again through redis-py."""
+        redis-py packs each in Python), with ``packed`` = (count, RESP bulk strings) standing
+        for ``args()`` when given; the function returned reads its reply with hiredis. Other
+        clients (Cluster), or no hiredis: redis-py, when the function is called. A server that
+        lost the script (restart, SCRIPT FLUSH) gets it again through redis-py."""
         if not keys or not _can_pipeline(self.client):
-            return lambda: script(keys=keys, args=args)
-        words: list[bytes | str] = [b"EVALSHA", script.sha, str(len(keys)), *keys]
-        words += [a if isinstance(a, str) else repr(a) for a in args]
+            return lambda: script(keys=keys, args=args())
+        if packed is None:
+            values = [a if isinstance(a, str) else repr(a) for a in args()]
+            packed = (len(values), _pack(tuple(values))[len(b"*%d\r\n" % len(values)):])
+        head = _pack((b"EVALSHA", script.sha, str(len(keys)), *keys))
+        count = 3 + len(keys) + packed[0]
+        payload = b"*%d\r\n" % count + head[head.index(b"\r\n") + 2:] + packed[1]
         connection = _Pipelined(self.client)
         try:
-            connection.send(_pack(tuple(words)), 1)
+            connection.send(payload, 1)
         except BaseException:
             connection.__exit__(None, None, None)
             raise
@@ -360,7 +384,7 @@ class ScheduleStore:
                 [reply] = connection.receive(1)
             if isinstance(reply, Exception):
                 if str(reply).startswith("NOSCRIPT"):
-                    return script(keys=keys, args=args)
+                    return script(keys=keys, args=args())
                 raise redis.ResponseError(str(reply))
             return reply
 
