@@ -141,35 +141,61 @@ def test_entries_due_later_in_the_second_are_read_once(setup: Any, redis_ns: Nam
     assert loads == [5]
 
 
-def test_garbage_is_collected_between_ticks_not_during_them(redis_ns: Namespace,
-                                                            broker_ns: Namespace) -> None:
+def test_garbage_is_collected_between_ticks_not_during_them(
+        redis_ns: Namespace, broker_ns: Namespace, monkeypatch: pytest.MonkeyPatch) -> None:
     """``run()`` switches the automatic collector off (a full collection in the middle of a
     tick would delay its runs by tens of milliseconds), collects when it is about to sleep,
     and switches it back on when it returns."""
     import gc
     import threading
-    import weakref
 
-    class Node:
-        def __init__(self) -> None:
-            self.me = self
+    from beatspec.daemon import scheduler as module
 
+    calls: list[bool] = []
+    collect = module._collect_garbage
+
+    def noted() -> None:
+        calls.append(gc.isenabled())
+        collect()
+
+    monkeypatch.setattr(module, "_collect_garbage", noted)
     scheduler = e2e.make_scheduler(redis_ns.url, redis_ns.prefix, broker_ns.url,
                                    max_interval=0.2)
     thread = threading.Thread(target=scheduler.run, daemon=True)
-    assert gc.isenabled()
+    gc.enable()  # whatever an earlier test left behind
     thread.start()
     try:
-        wait_until(lambda: scheduler.is_leader, 10, what="leadership")
-        assert not gc.isenabled()
-        for _ in range(3):  # cyclic garbage, and allocations enough for the youngest generation
-            node = Node()
-            gone = weakref.ref(node)
-            del node
-            _ = [[] for _ in range(gc.get_threshold()[0] * 2)]  # tracked: counted by gc
-            wait_until(lambda gone=gone: gone() is None, 5, what="a collection")  # type: ignore[misc]
+        wait_until(lambda: len(calls) >= 3, 10, what="collections between ticks")
+        assert not gc.isenabled() and not any(calls)
     finally:
         scheduler.stopping.set()
         thread.join(10)
         e2e.close_scheduler(scheduler)
     assert gc.isenabled()
+
+
+def test_a_collection_follows_the_collectors_own_thresholds() -> None:
+    """What the loop runs is what the automatic collector would: cyclic garbage in the
+    youngest generation is gone once its allocation count passes the threshold."""
+    import gc
+    import weakref
+
+    from beatspec.daemon.scheduler import _collect_garbage
+
+    class Node:
+        def __init__(self) -> None:
+            self.me = self
+
+    gc.disable()
+    try:
+        gc.collect()
+        node = Node()
+        gone = weakref.ref(node)
+        del node
+        _collect_garbage()  # below the threshold: nothing to do yet
+        assert gone() is not None or gc.get_count()[0] == 0
+        keep = [[] for _ in range(gc.get_threshold()[0] + 1)]  # tracked, so counted
+        _collect_garbage()
+        assert gone() is None and keep
+    finally:
+        gc.enable()
