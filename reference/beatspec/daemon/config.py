@@ -25,7 +25,7 @@ class RunConfig:
     lock_ttl: float = 10.0
     retry_interval: float = 1.0
     max_interval: float = 1.0
-    batch: int = 500
+    batch: int = 250
     default_queue: str = "celery"
     backoff_min: float = 10.0
     backoff_max: float = 300.0

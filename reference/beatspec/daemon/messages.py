@@ -499,6 +499,26 @@ class Publisher:
         except Exception:  # only a shortcut: the message is encoded in full when sent
             return
 
+    def prepare(self, plan: MessagePlan) -> Encoded | None:
+        """The next message of ``plan``, built and encoded now with a fresh task id, so that
+        sending it later only writes; None unless the Redis lane takes it and its messages
+        differ in nothing but the ids (:attr:`MessagePlan.timeless`). A scheduler prepares the
+        entries it reads ahead of their due time, and uses each prepared message once."""
+        if not plan.timeless:
+            return None
+        self.warm(plan)
+        lane = self._lane
+        if lane is None:
+            return None
+        message = plan.message(now=_EPOCH, app_zone=UTC, origin=self.origin,
+                               reply_to=self.reply_to)
+        if not lane.accepts(message):
+            return None
+        try:
+            return Encoded(message, lane.command(message))
+        except Exception:  # encoded again (and its error reported) when it is sent
+            return None
+
     def encode(self, messages: Sequence[TaskMessage]) -> list[Encoded]:
         """Make ``messages`` ready to send (the lane's serialization), so that :meth:`send`
         only writes; a scheduler does this while its commit runs on the server."""

@@ -55,6 +55,8 @@ from beatspec.keyspace.scheduling import Change, DueMember, LoadedEntry, Schedul
 
 __all__ = ["Scheduler"]
 
+#: Batches per page of the due range (one ZRANGEBYSCORE): a page's batches are pipelined.
+_PAGE_BATCHES = 4
 _LEASE = 0.9  # share of the TTL a leader trusts its lock for, counted from sending the command
 
 
@@ -70,6 +72,8 @@ class _Read:
     plan: MessagePlan | None = None  # its message, but for the task id and the times
     #: when it was last decided "wait": its exact due time (not decided again before then)
     due_at: float | None = None
+    #: read ahead: its next message, built and encoded (used once, for a run sent at once)
+    prepared: Encoded | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +84,17 @@ class _Pending:
     slot: float  # due time, epoch seconds
     key: str
     encoded: Encoded | None = None  # made ready to send while the commit ran
+
+
+@dataclass(frozen=True, slots=True)
+class _Round:
+    """One batch whose commit script was sent: what was decided, and the runs to publish."""
+
+    reads: Sequence[_Read]
+    changes: Sequence[Change]
+    fires: dict[str, tuple[Decision, _Read]]
+    runs: list[tuple[float, _Pending]]
+    finish: Callable[[], list[bool] | None]
 
 
 class Scheduler:
@@ -114,6 +129,8 @@ class Scheduler:
         # a tick uses them instead of reading again. The commit's fingerprint check (RUN-4)
         # makes a stale one harmless: its write is refused and it is read again.
         self._ahead: dict[str, _Read] = {}
+        # due members are listed a page at a time, and committed a batch at a time
+        self._page = _PAGE_BATCHES * config.batch
         self._host = socket.gethostname()
 
     # ------------------------------------------------------------------------ leadership
@@ -206,18 +223,17 @@ class Scheduler:
         previous, self._ahead = self._ahead, {}
         with self.metrics.tick.time():
             while self.is_leader:
-                page = self.store.due(max_score, offset=offset, count=self.config.batch)
+                page = self.store.due(max_score, offset=offset, count=self._page)
                 fresh = [m for m in page if m.key not in seen]
                 kept = len(page) - len(fresh)
                 if fresh:
-                    self.metrics.batch.observe(len(fresh))
                     stayed = self._handle(self._reads(fresh, previous), now, max_score)
                     if stayed is None:
                         return 0.0
                     kept += stayed
                     seen.update(m.key for m in fresh)
                 offset += kept
-                if len(page) < self.config.batch:
+                if len(page) < self._page:
                     break
                 if gc.get_count()[0] > _GC_OVERDUE:  # a long backlog: collect between pages
                     _collect_garbage()
@@ -226,6 +242,15 @@ class Scheduler:
                 if time.monotonic() >= self.next_renew and not self.renew():
                     return 0.0  # a long backlog (--once) keeps the lock between pages
             upcoming = self.store.next_score(max_score)
+        # reads ahead of a later second are kept for it (a tick that finds nothing due, e.g.
+        # when the loop wakes up early to extend the lock, must not throw them away)
+        room = 2 * self._page - len(self._ahead) if self.is_leader else 0
+        for key, read in previous.items():
+            if room <= 0:
+                break
+            if read.member.score > max_score and key not in self._ahead:
+                self._ahead[key] = read
+                room -= 1
         if read_ahead and upcoming is not None and self.is_leader:
             self._read_ahead(max_score, upcoming)
         wait = self.config.max_interval
@@ -239,20 +264,19 @@ class Scheduler:
 
     def _read_ahead(self, max_score: int, upcoming: float) -> None:
         """Read and decode the members scored ``upcoming`` (the next due time) while there is
-        time before it, at most four batches of them."""
-        limit = 4 * self.config.batch
+        time before it, at most two pages of them."""
+        limit = 2 * self._page
         if upcoming - self.clock() > self.config.max_interval + 0.5:
             return  # the loop wakes up before then anyway
         offset = 0
         while len(self._ahead) < limit and upcoming - self.clock() > 0.05:
-            page = self.store.between(max_score, upcoming, offset=offset,
-                                      count=self.config.batch)
+            page = self.store.between(max_score, upcoming, offset=offset, count=self._page)
             offset += len(page)
             for read in self._reads([m for m in page if m.key not in self._ahead], {}):
-                self._ahead[read.member.key] = read
                 if read.plan is not None:
-                    self.publisher.warm(read.plan)
-            if len(page) < self.config.batch:
+                    read = replace(read, prepared=self.publisher.prepare(read.plan))
+                self._ahead[read.member.key] = read
+            if len(page) < self._page:
                 return
 
     def _reads(self, members: Sequence[DueMember], ahead: dict[str, _Read]) -> list[_Read]:
@@ -313,26 +337,57 @@ class Scheduler:
 
     def _handle(self, reads: Sequence[_Read], now_ts: float, max_score: int) -> int | None:
         """Decide, commit (fenced, compare-and-set: LOCK-7, RUN-4), then publish (RUN-3) one
-        batch; the number of members left in the due range, or None when the lock turned out
-        not to be ours."""
+        page, a batch at a time: each batch is decided while the server runs the previous
+        batch's commit script. Returns the number of members left in the due range, or None
+        when the lock turned out not to be ours."""
         now = datetime.fromtimestamp(now_ts, UTC)
-        changes: list[Change] = []
-        fires: dict[str, tuple[Decision, _Read]] = {}
-        for read in reads:
-            change = self._change_for(read, now, fires)
-            if change is not None:
-                changes.append(change)
+        size = self.config.batch
+        stayed = 0
+        running: _Round | None = None
+        for start in range(0, len(reads), size):
+            batch = reads[start:start + size]
+            changes: list[Change] = []
+            fires: dict[str, tuple[Decision, _Read]] = {}
+            for read in batch:
+                change = self._change_for(read, now, fires)
+                if change is not None:
+                    changes.append(change)
+            if running is not None:
+                kept = self._complete(running, now_ts, max_score)
+                if kept is None:
+                    return None
+                stayed += kept
+            running = self._begin(batch, changes, fires, now_ts)
+        if running is not None:
+            kept = self._complete(running, now_ts, max_score)
+            if kept is None:
+                return None
+            stayed += kept
+        return stayed
+
+    def _begin(self, reads: Sequence[_Read], changes: list[Change],
+               fires: dict[str, tuple[Decision, _Read]], now_ts: float) -> _Round:
+        """Send one batch's commit; build and encode its messages while the server runs it."""
         assert self.token is not None
+        self.metrics.batch.observe(len(reads))
         finish = self.store.commit_begin(self.token, changes)
-        try:  # the server runs the commit script meanwhile
+        try:
             runs = self._runs(fires, now_ts)
-        finally:
-            done = finish()
+        except BaseException:
+            finish()
+            raise
+        return _Round(reads, changes, fires, runs, finish)
+
+    def _complete(self, batch: _Round, now_ts: float, max_score: int) -> int | None:
+        """Wait for one batch's commit, then publish the runs it committed; the number of its
+        members left in the due range, or None when the lock was not ours (nothing written)."""
+        done = batch.finish()
         if done is None:
             self.step_down("the lock was not ours at commit time (fenced write refused)")
             return None
+        fires = batch.fires
         written: dict[str, float] = {}
-        for change, ok in zip(changes, done, strict=True):
+        for change, ok in zip(batch.changes, done, strict=True):
             key = change.entry.key
             if not ok:  # a writer changed the entry since it was read: read it again at once
                 self.metrics.conflicts.inc()
@@ -341,8 +396,8 @@ class Scheduler:
                 self._due_soon = min(self._due_soon, now_ts)
                 continue
             written[key] = -1.0 if change.op == "D" else float(change.score)
-        self._send([(delay, run) for delay, run in runs if run.key in fires])
-        return sum(1 for r in reads
+        self._send([(delay, run) for delay, run in batch.runs if run.key in fires])
+        return sum(1 for r in batch.reads
                    if r.member.key not in written or 0 <= written[r.member.key] <= max_score)
 
     def _change_for(self, read: _Read, now: datetime,
@@ -376,7 +431,7 @@ class Scheduler:
             return Change("Z", entry, score=decision.score)
         if recovered:  # drop the note in the invalid-entries hash
             return Change("Z", entry, score=read.member.score)
-        if decision.action == "wait" and len(self._ahead) < 4 * self.config.batch:
+        if decision.action == "wait" and len(self._ahead) < 2 * self._page:
             # due later in this second: keep it, and decide again at its due time
             self._ahead[entry.key] = replace(read, due_at=decision.due_at)
         return None
@@ -413,7 +468,13 @@ class Scheduler:
         runs: list[tuple[float, _Pending]] = []
         publisher = self.publisher
         for key, (decision, read) in fires.items():
+            prepared = read.prepared
             for fire in decision.fires:
+                if prepared is not None and fire.delay <= 0:  # built while reading ahead
+                    runs.append((0.0, _Pending(prepared.message, fire.slot.timestamp(), key,
+                                               prepared)))
+                    prepared = None
+                    continue
                 try:
                     assert read.entry is not None
                     plan = read.plan or plan_message(read.entry.definition,
@@ -428,7 +489,7 @@ class Scheduler:
                     self.metrics.publish_errors.inc()
                     continue
                 runs.append((fire.delay, _Pending(message, fire.slot.timestamp(), key)))
-        at_once = [i for i, (delay, _) in enumerate(runs) if delay <= 0]
+        at_once = [i for i, (delay, run) in enumerate(runs) if delay <= 0 and run.encoded is None]
         if len(at_once) > 1 and publisher.batching:
             encoded = publisher.encode([runs[i][1].message for i in at_once])
             for i, ready in zip(at_once, encoded, strict=True):
