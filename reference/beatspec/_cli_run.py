@@ -153,8 +153,9 @@ def _option(*names: str, env: str, **kwargs: Any) -> Callable[[F], F]:
 @_option("--max-interval", env="BEATSPEC_MAX_INTERVAL", default=1.0,
          type=click.FloatRange(0.01, 1200), metavar="S",
          help="Longest sleep between ticks: new and changed entries take effect within it.")
-@_option("--batch", env="BEATSPEC_BATCH", default=500, type=click.IntRange(1, 10_000),
-         metavar="N", help="Due entries fetched, committed and published per batch.")
+@_option("--batch", env="BEATSPEC_BATCH", default=250, type=click.IntRange(1, 10_000),
+         metavar="N", help="Due entries committed (one fenced script) and published per "
+         "batch; due members are listed four batches at a time.")
 @_option("--default-queue", env="BEATSPEC_DEFAULT_QUEUE", default="celery",
          help="Queue for entries without options.queue (Celery's task_default_queue).")
 @_option("--backoff-min", env="BEATSPEC_BACKOFF_MIN", default=10.0,

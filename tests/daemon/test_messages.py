@@ -95,8 +95,9 @@ def _publish(url: str, message: TaskMessage, *, direct: bool) -> Publisher:
 @pytest.mark.parametrize("case", list(LANE_CASES))
 def test_lane_entry_equals_kombus_byte_for_byte(case: str, warm: bool, broker_ns: Namespace,
                                                 broker_client: redis.Redis) -> None:
-    """Encoded in full, or filled into the template of the message's plan (made when the
-    daemon reads an entry ahead; only for plans without times counted from the send)."""
+    """Encoded in full, or filled into the template of the message's shape, made from the
+    message of another entry with other args and kwargs (only for plans without times counted
+    from the send)."""
     message = _message(LANE_CASES[case])
     before = set(broker_client.keys("*"))
     _publish(broker_ns.url, message, direct=False)
@@ -105,11 +106,15 @@ def test_lane_entry_equals_kombus_byte_for_byte(case: str, warm: bool, broker_ns
 
     publisher = Publisher(broker_ns.url)
     publisher._get_producer()
-    assert message.plan is not None
-    if warm:
-        publisher.warm(message.plan)
-    assert publisher._lane is not None and publisher._lane.accepts(message)
-    templated = id(message.plan) in publisher._lane._templates
+    lane = publisher._lane
+    assert message.plan is not None and lane is not None and lane.accepts(message)
+    lane.templates = warm
+    if warm:  # the template comes from another entry's message of the same shape
+        other = _message({**LANE_CASES[case], "args": ["other", {"n": 2}],
+                          "kwargs": {"x": "é"}}, task_id=uuid4_text())
+        assert other.plan is not None and other.plan.shape.key == message.plan.shape.key
+        lane.command(other)
+    templated = any(t is not None for t in lane._templates.values())
     assert templated == (warm and message.plan.timeless)
     publisher.publish(message)
     publisher.close()

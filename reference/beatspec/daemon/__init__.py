@@ -6,6 +6,7 @@ from __future__ import annotations
 from beatspec.daemon.config import RunConfig, load_toml
 from beatspec.daemon.messages import (
     MessagePlan,
+    MessageShape,
     Publisher,
     TaskMessage,
     build_message,
@@ -21,6 +22,7 @@ __all__ = [
     "Decision",
     "Fire",
     "MessagePlan",
+    "MessageShape",
     "Metrics",
     "Publisher",
     "RunConfig",

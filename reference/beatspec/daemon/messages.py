@@ -29,7 +29,7 @@ import os
 import re
 import socket
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, Final
 
@@ -43,6 +43,7 @@ __all__ = [
     "DEFAULT_QUEUE",
     "Encoded",
     "MessagePlan",
+    "MessageShape",
     "PublishFailed",
     "Publisher",
     "TaskMessage",
@@ -91,7 +92,7 @@ class TaskMessage:
     #: the body as kombu's serializer gives it (content type, encoding, payload), when it was
     #: serialized ahead (see :class:`MessagePlan`)
     encoded: tuple[str, str, Any] | None = None
-    #: the plan it was made from (the Redis lane keeps a template per plan)
+    #: the plan it was made from (the Redis lane keeps a template per shape of plan)
     plan: MessagePlan | None = field(default=None, compare=False, repr=False)
 
 
@@ -142,17 +143,11 @@ def _when(value: Any, now: datetime) -> datetime:
 
 
 @dataclass(frozen=True, slots=True)
-class MessagePlan:
-    """What every message of one definition shares: all but the task id and the times.
-
-    A scheduler plans an entry's message when it reads the entry (possibly ahead of its due
-    time) and only stamps it with an id and the send time when it fires (:meth:`message`).
-    """
+class MessageShape:
+    """What the messages of every definition with one task and one set of options share:
+    routing, headers and properties, all but the body, the task id and the times."""
 
     task: str
-    body: tuple[Any, Any, Any]
-    argsrepr: str
-    kwargsrepr: str
     custom: Mapping[str, Any]  # custom headers, celery_beat_task included
     queue: str
     exchange: str
@@ -167,40 +162,9 @@ class MessagePlan:
     shadow: Any
     timelimit: tuple[Any, Any]
     ignore_result: Any
-    encoded: tuple[str, str, Any] | None
-
-    def message(self, *, now: datetime, app_zone: tzinfo, origin: str, reply_to: str,
-                task_id: str | None = None) -> TaskMessage:
-        """The message ``celery beat`` would publish at ``now``."""
-        task_id = task_id or uuid4_text()
-        expires, eta = self.expires, self.eta
-        properties: dict[str, Any] = {}
-        if expires is not None or self.countdown:
-            now_app = now.astimezone(app_zone)
-            if expires is not None:
-                at = _when(expires, now_app)
-                properties["expiration"] = max((at - now_app).total_seconds(), 0.0)
-                expires = at.isoformat()
-            if self.countdown:
-                eta = _when(self.countdown, now_app)
-        headers: dict[str, Any] = {
-            "lang": "py", "task": self.task, "id": task_id, "shadow": self.shadow,
-            "eta": eta.isoformat() if isinstance(eta, datetime) else eta,
-            "expires": expires, "group": None, "group_index": None, "retries": 0,
-            "timelimit": list(self.timelimit), "root_id": task_id, "parent_id": None,
-            "argsrepr": self.argsrepr, "kwargsrepr": self.kwargsrepr,
-            "origin": origin, "ignore_result": self.ignore_result,
-            "replaced_task_nesting": 0, "stamped_headers": None, "stamps": {},
-        }
-        headers.update(self.custom)
-        properties.update(self.properties)
-        properties["correlation_id"] = task_id
-        properties["reply_to"] = reply_to
-        return TaskMessage(
-            task_id=task_id, body=self.body, headers=headers, queue=self.queue,
-            exchange=self.exchange, routing_key=self.routing_key, serializer=self.serializer,
-            compression=self.compression, delivery_mode=self.delivery_mode,
-            properties=properties, encoded=self.encoded, plan=self)
+    #: all of the above as text: shapes with equal keys give equal messages (the Redis lane
+    #: keeps one message template per key)
+    key: str
 
     @property
     def timeless(self) -> bool:
@@ -209,15 +173,96 @@ class MessagePlan:
         return self.expires is None and not self.countdown
 
 
+@dataclass(frozen=True, slots=True)
+class MessagePlan:
+    """What every message of one definition shares: all but the task id and the times.
+
+    A scheduler plans an entry's message when it reads the entry (possibly ahead of its due
+    time) and only stamps it with an id and the send time when it fires (:meth:`message`).
+    """
+
+    shape: MessageShape
+    body: tuple[Any, Any, Any]
+    argsrepr: str
+    kwargsrepr: str
+    encoded: tuple[str, str, Any] | None  # the body serialized (None: kombu cannot)
+
+    def message(self, *, now: datetime, app_zone: tzinfo, origin: str, reply_to: str,
+                task_id: str | None = None) -> TaskMessage:
+        """The message ``celery beat`` would publish at ``now``."""
+        task_id = task_id or uuid4_text()
+        shape = self.shape
+        expires, eta = shape.expires, shape.eta
+        properties: dict[str, Any] = {}
+        if expires is not None or shape.countdown:
+            now_app = now.astimezone(app_zone)
+            if expires is not None:
+                at = _when(expires, now_app)
+                properties["expiration"] = max((at - now_app).total_seconds(), 0.0)
+                expires = at.isoformat()
+            if shape.countdown:
+                eta = _when(shape.countdown, now_app)
+        headers: dict[str, Any] = {
+            "lang": "py", "task": shape.task, "id": task_id, "shadow": shape.shadow,
+            "eta": eta.isoformat() if isinstance(eta, datetime) else eta,
+            "expires": expires, "group": None, "group_index": None, "retries": 0,
+            "timelimit": list(shape.timelimit), "root_id": task_id, "parent_id": None,
+            "argsrepr": self.argsrepr, "kwargsrepr": self.kwargsrepr,
+            "origin": origin, "ignore_result": shape.ignore_result,
+            "replaced_task_nesting": 0, "stamped_headers": None, "stamps": {},
+        }
+        headers.update(shape.custom)
+        properties.update(shape.properties)
+        properties["correlation_id"] = task_id
+        properties["reply_to"] = reply_to
+        return TaskMessage(
+            task_id=task_id, body=self.body, headers=headers, queue=shape.queue,
+            exchange=shape.exchange, routing_key=shape.routing_key,
+            serializer=shape.serializer, compression=shape.compression,
+            delivery_mode=shape.delivery_mode, properties=properties, encoded=self.encoded,
+            plan=self)
+
+    @property
+    def timeless(self) -> bool:
+        return self.shape.timeless
+
+
 def plan_message(definition: Definition, *, default_queue: str = DEFAULT_QUEUE
                  ) -> MessagePlan:
     """Plan the messages of ``definition``: the options turned into routing, headers and
-    properties as ``send_task`` turns them, and the body serialized once."""
-    options: dict[str, Any] = _plain(definition.options) if definition.options else {}
-    custom = dict(options.pop("headers", None) or {})
-    custom["celery_beat_task"] = True
+    properties as ``send_task`` turns them (once per task and options object), and the body
+    serialized once."""
+    shape = _shape_of(definition.task, definition.options, default_queue)
     args = _plain(definition.args) if definition.args else []
     kwargs = _plain(definition.kwargs) if definition.kwargs else {}
+    body = (args, kwargs, {"callbacks": None, "errbacks": None, "chain": None, "chord": None})
+    return MessagePlan(shape, body, _repr(args), _repr(kwargs),
+                       _serialized(body, shape.serializer))
+
+
+#: Shapes made lately, by (task, id of the options mapping, default queue): entries decoded
+#: from one definition template share their options mapping (it is kept here, so its id is
+#: not reused while the shape is).
+_SHAPES: dict[tuple[str, int, str], tuple[Any, MessageShape]] = {}
+_SHAPES_MAX: Final = 4096
+
+
+def _shape_of(task: str, given: Mapping[str, Any] | None, default_queue: str) -> MessageShape:
+    slot = (task, id(given), default_queue)
+    cached = _SHAPES.get(slot)
+    if cached is not None and cached[0] is given:
+        return cached[1]
+    shape = _make_shape(task, given, default_queue)
+    if len(_SHAPES) >= _SHAPES_MAX:
+        _SHAPES.clear()
+    _SHAPES[slot] = (given, shape)
+    return shape
+
+
+def _make_shape(task: str, given: Mapping[str, Any] | None, default_queue: str) -> MessageShape:
+    options: dict[str, Any] = _plain(given) if given else {}
+    custom = dict(options.pop("headers", None) or {})
+    custom["celery_beat_task"] = True
     expires = options.pop("expires", None)
     countdown = options.pop("countdown", None)
     eta = options.pop("eta", None)
@@ -235,14 +280,10 @@ def plan_message(definition: Definition, *, default_queue: str = DEFAULT_QUEUE
             options.pop(name, None)
         publish = {k: options.pop(k) for k in list(options) if k in _PUBLISH_ARGS}
     serializer = str(publish.get("serializer") or "json")
-    body = (args, kwargs, {"callbacks": None, "errbacks": None, "chain": None, "chord": None})
-    return MessagePlan(
-        task=definition.task, body=body, argsrepr=_repr(args), kwargsrepr=_repr(kwargs),
-        custom=custom, queue=queue, exchange=str(exchange), routing_key=str(routing_key),
-        serializer=serializer, compression=publish.get("compression"),
-        delivery_mode=int(publish.get("delivery_mode") or 2), properties=options,
-        expires=expires, countdown=countdown, eta=eta, shadow=shadow, timelimit=timelimit,
-        ignore_result=ignore_result, encoded=_serialized(body, serializer))
+    fields = (task, custom, queue, str(exchange), str(routing_key), serializer,
+              publish.get("compression"), int(publish.get("delivery_mode") or 2), options,
+              expires, countdown, eta, shadow, timelimit, ignore_result)
+    return MessageShape(*fields, key=repr(fields))
 
 
 def _serialized(body: Any, serializer: str) -> tuple[str, str, Any] | None:
@@ -293,13 +334,23 @@ def default_origin() -> str:
     return f"gen{os.getpid()}@{socket.gethostname()}"
 
 
-#: Plans the Redis lane keeps message templates for (the daemon reads ahead at most 4 batches).
-_TEMPLATES: Final = 8192
+#: Message shapes the Redis lane keeps templates for (then it starts over).
+_TEMPLATES: Final = 1024
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 #: Task ids a template takes: as long as its marker, and nothing for JSON to escape.
 _UUID_TEXT: Final = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 #: Properties the Redis lane lays out itself; a message with any other goes through kombu.
 _LANE_PROPERTIES = frozenset({"correlation_id", "reply_to", "priority", "expiration"})
+
+
+@dataclass(frozen=True, slots=True)
+class _Template:
+    """The ``LPUSH`` of every message of one shape: the command head up to the list key, and
+    the JSON text as a format string taking the task id, the delivery tag and the JSON
+    strings of argsrepr, kwargsrepr and the encoded body."""
+
+    head: bytes
+    text: str
 
 
 class _RedisLane:
@@ -317,8 +368,9 @@ class _RedisLane:
         self._dumps: Any = importlib.import_module("kombu.serialization").dumps
         self._json = make_dumps(importlib.import_module("kombu.utils.json").JSONEncoder())
         self._keys: dict[tuple[str, Any], str] = {}  # (queue, priority) -> list key
-        # id(plan) -> (plan, origin, reply_to, the packed LPUSH cut where the ids go)
-        self._templates: dict[int, tuple[MessagePlan, str, str, tuple[bytes, ...]]] = {}
+        # (shape key, origin, reply_to) -> its template (None: messages encoded in full)
+        self._templates: dict[tuple[str, Any, Any], _Template | None] = {}
+        self.templates = True  # False: every message encoded in full (tests compare both)
 
     @classmethod
     def for_producer(cls, producer: Any, declare: Callable[[str], None]) -> _RedisLane | None:
@@ -370,40 +422,58 @@ class _RedisLane:
 
     def command(self, message: TaskMessage) -> bytes:
         """The packed ``LPUSH`` that sends ``message`` (it must be one the lane :meth:`accepts`):
-        from its plan's template when :meth:`warm` made one, else encoded in full."""
+        filled into the template of its plan's shape when it has one (:class:`_Template`),
+        else encoded in full."""
         plan = message.plan
-        if plan is not None:
-            cached = self._templates.get(id(plan))
-            if (cached is not None and cached[0] is plan and _UUID_TEXT.fullmatch(message.task_id)
-                    and message.headers.get("origin") == cached[1]
-                    and message.properties.get("reply_to") == cached[2]):
-                task_id = message.task_id.encode("ascii")
-                head, after_id, after_root, after_correlation, tail = cached[3]
-                return b"".join((head, task_id, after_id, task_id, after_root, task_id,
-                                 after_correlation, uuid4_text().encode("ascii"), tail))
+        if (self.templates and plan is not None and plan.timeless and plan.encoded is not None
+                and _UUID_TEXT.fullmatch(message.task_id)):
+            origin = message.headers.get("origin")
+            reply_to = message.properties.get("reply_to")
+            slot = (plan.shape.key, origin, reply_to)
+            if slot in self._templates:
+                template = self._templates[slot]
+            else:
+                template = self._template(plan, str(origin), str(reply_to))
+                if len(self._templates) >= _TEMPLATES:
+                    self._templates.clear()
+                self._templates[slot] = template
+            if template is not None:
+                channel = self.channel
+                json = self._json
+                body = channel.encode_body(plan.encoded[2], channel.body_encoding)[0]
+                text = template.text.format(message.task_id, uuid4_text(), json(plan.argsrepr),
+                                            json(plan.kwargsrepr), json(body))
+                data = text.encode("utf-8", "surrogateescape")
+                return b"%s$%d\r\n%s\r\n" % (template.head, len(data), data)
         key, payload = self.entry(message)
         return _pack((b"LPUSH", key, payload))
 
-    def warm(self, plan: MessagePlan, origin: str, reply_to: str) -> None:
-        """Make the template of ``plan``'s messages: one message encoded in full with marker ids,
-        cut where the task id (three times) and the delivery tag go. Only for plans whose
-        messages differ in nothing else (:attr:`MessagePlan.timeless`)."""
-        if not plan.timeless or id(plan) in self._templates:
-            return
-        marker, tag = uuid4_text(), uuid4_text()
-        message = plan.message(now=_EPOCH, app_zone=UTC, origin=origin, reply_to=reply_to,
-                               task_id=marker)
+    def _template(self, plan: MessagePlan, origin: str, reply_to: str) -> _Template | None:
+        """The template of ``plan``'s shape: a message of that shape encoded in full with marker
+        values (task id, delivery tag, argsrepr, kwargsrepr, body), turned into a format string
+        with a field where each marker was. None when the lane does not take such messages."""
+        assert plan.encoded is not None
+        markers = [uuid4_text() for _ in range(5)]
+        task_id, tag, argsrepr, kwargsrepr, payload = markers
+        shaped = replace(plan, argsrepr=argsrepr, kwargsrepr=kwargsrepr,
+                         encoded=(*plan.encoded[:2], payload))
+        message = shaped.message(now=_EPOCH, app_zone=UTC, origin=origin, reply_to=reply_to,
+                                 task_id=task_id)
         if not self.accepts(message):
-            return
-        key, payload = self.entry(message, tag=tag)
-        packed = _pack((b"LPUSH", key, payload))
-        parts = packed.split(marker.encode("ascii"))
-        if len(parts) != 4 or parts[3].count(tag.encode("ascii")) != 1:
-            return  # a marker met elsewhere in the text: no template, encode in full
-        if len(self._templates) >= _TEMPLATES:
-            self._templates.clear()
-        self._templates[id(plan)] = (plan, origin, reply_to,
-                                     (*parts[:3], *parts[3].split(tag.encode("ascii"))))
+            return None
+        key, text = self.entry(message, tag=tag)
+        channel = self.channel
+        holes = [task_id, tag, self._json(argsrepr), self._json(kwargsrepr),
+                 self._json(channel.encode_body(payload, channel.body_encoding)[0])]
+        parts = re.split("(" + "|".join(re.escape(h) for h in holes) + ")", text)
+        found = [holes.index(part) for part in parts[1::2]]
+        if sorted(found) != [0, 0, 0, 1, 2, 3, 4]:
+            return None  # a marker met elsewhere in the text: encode such messages in full
+        literals = [part.replace("{", "{{").replace("}", "}}") for part in parts[0::2]]
+        fields = [f"{{{k}}}" for k in found] + [""]
+        data = key.encode("utf-8", "surrogateescape")
+        return _Template(b"*3\r\n$5\r\nLPUSH\r\n$%d\r\n%s\r\n" % (len(data), data),
+                         "".join(a + b for a, b in zip(literals, fields, strict=True)))
 
     def push(self, encoded: Sequence[Encoded], allowed: Callable[[], bool]
              ) -> list[str | None] | None:
@@ -489,16 +559,6 @@ class Publisher:
         except Exception:
             return False
 
-    def warm(self, plan: MessagePlan) -> None:
-        """Prepare to send ``plan``'s messages fast (the Redis lane's template); a scheduler
-        does this for the entries it reads ahead of their due time."""
-        try:
-            self._get_producer()
-            if self._lane is not None:
-                self._lane.warm(plan, self.origin, self.reply_to)
-        except Exception:  # only a shortcut: the message is encoded in full when sent
-            return
-
     def prepare(self, plan: MessagePlan) -> Encoded | None:
         """The next message of ``plan``, built and encoded now with a fresh task id, so that
         sending it later only writes; None unless the Redis lane takes it and its messages
@@ -506,7 +566,10 @@ class Publisher:
         entries it reads ahead of their due time, and uses each prepared message once."""
         if not plan.timeless:
             return None
-        self.warm(plan)
+        try:
+            self._get_producer()
+        except Exception:  # send() reports it
+            return None
         lane = self._lane
         if lane is None:
             return None

@@ -12,13 +12,13 @@ import random
 from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
-from typing import Literal
+from typing import Final, Literal
 from zoneinfo import ZoneInfo
 
-from beatspec.codec import DateTime, Entry, Interval, Meta, Misfire, encode_meta
+from beatspec.codec import DateTime, Entry, Interval, Meta, Misfire, Schedule, encode_meta
 from beatspec.engine import due, next_run, score_for
 
-__all__ = ["DISABLED_RECHECK", "Decision", "Fire", "decide", "entry_zone"]
+__all__ = ["DISABLED_RECHECK", "Decision", "Fire", "Moment", "decide", "entry_zone"]
 
 #: A disabled entry is looked at again this many seconds later (RedBeat re-checks every 5 s).
 DISABLED_RECHECK = 5
@@ -47,6 +47,42 @@ class Decision:
     due_at: float | None = None
 
 
+class Moment:
+    """One instant as a tick sees it, and what every entry that fires at it shares: the
+    instant in each zone, and each (schedule, zone)'s next run after it. A tick decides all
+    its entries at one instant; many of them share a schedule ("every minute")."""
+
+    __slots__ = ("_after", "_local", "now")
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now if now.tzinfo is UTC else now.astimezone(UTC)
+        self._local: dict[tzinfo, tuple[datetime, DateTime]] = {}
+        self._after: dict[tuple[object, tzinfo], tuple[datetime | None, int]] = {}
+
+    def local(self, zone: tzinfo) -> tuple[datetime, DateTime]:
+        """The instant in ``zone``, as a datetime and as ``meta`` stores it."""
+        found = self._local.get(zone)
+        if found is None:
+            local = self.now.astimezone(zone)
+            found = self._local[zone] = (local, DateTime.from_datetime(local))
+        return found
+
+    def after(self, schedule: Schedule, zone: tzinfo) -> tuple[datetime | None, int]:
+        """The next run of ``schedule`` after this instant, and the score to store for it."""
+        try:
+            found = self._after.get((schedule, zone))
+        except TypeError:  # a schedule holding a list: not hashable
+            found, schedule_key = None, None
+        else:
+            schedule_key = schedule
+        if found is None:
+            upcoming = next_run(schedule, self.local(zone)[0], zone=zone)
+            found = (upcoming, score_for(upcoming, never_run=False, now=self.now))
+            if schedule_key is not None:
+                self._after[(schedule_key, zone)] = found
+        return found
+
+
 def entry_zone(entry: Entry, app_zone: tzinfo) -> tzinfo:
     """The evaluation zone: ``extensions.timezone``, else the app zone (§9.2)."""
     ext = entry.extensions
@@ -55,12 +91,14 @@ def entry_zone(entry: Entry, app_zone: tzinfo) -> tzinfo:
     return app_zone
 
 
-def decide(entry: Entry, *, now: datetime, app_zone: tzinfo, stored_score: float | None,
-           rng: random.Random | None = None) -> Decision:
-    """Decide what a leader does with ``entry`` at ``now`` (aware)."""
+def decide(entry: Entry, *, now: datetime | Moment, app_zone: tzinfo,
+           stored_score: float | None, rng: random.Random | None = None) -> Decision:
+    """Decide what a leader does with ``entry`` at ``now`` (aware; a :class:`Moment` when
+    deciding many entries at one instant)."""
     definition = entry.definition
     schedule = definition.schedule
-    now = now.astimezone(UTC)
+    moment = now if isinstance(now, Moment) else Moment(now)
+    now = moment.now
     floor_now = math.floor(now.timestamp())
     if not definition.enabled:
         if stored_score is not None and stored_score > floor_now:
@@ -83,15 +121,15 @@ def decide(entry: Entry, *, now: datetime, app_zone: tzinfo, stored_score: float
                         else None, due_at=state.next_run.timestamp())
     policy = _misfire(entry)
     if last is None:
-        return _fire(entry, (Fire(now),), now, zone, count, rng)
+        return _fire(entry, (Fire(now),), moment, zone, count, rng)
     if policy.policy == "run_once":
-        return _fire(entry, (Fire(state.next_run),), now, zone, count, rng)
+        return _fire(entry, (Fire(state.next_run),), moment, zone, count, rng)
     slots = _recent_slots(entry, last, now, zone, policy.max_catchup
                           if policy.policy == "run_all" else 1)
     newest = slots[-1] if slots else state.next_run
     if (now - newest).total_seconds() <= policy.grace or policy.policy == "run_all":
         fires = (Fire(newest),) if policy.policy == "skip" else tuple(Fire(s) for s in slots)
-        return _fire(entry, fires or (Fire(newest),), now, zone, count, rng)
+        return _fire(entry, fires or (Fire(newest),), moment, zone, count, rng)
     # skip: nothing is sent; last_run_at moves to the newest missed slot
     new_last = newest.astimezone(zone)
     upcoming = next_run(schedule, new_last, zone=zone)
@@ -99,22 +137,23 @@ def decide(entry: Entry, *, now: datetime, app_zone: tzinfo, stored_score: float
                     score=score_for(upcoming, never_run=False, now=now))
 
 
+_DEFAULT_MISFIRE: Final = Misfire()
+
+
 def _misfire(entry: Entry) -> Misfire:
     ext = entry.extensions
-    return ext.misfire if ext is not None and ext.misfire is not None else Misfire()
+    return ext.misfire if ext is not None and ext.misfire is not None else _DEFAULT_MISFIRE
 
 
-def _fire(entry: Entry, fires: tuple[Fire, ...], now: datetime, zone: tzinfo, count: int,
+def _fire(entry: Entry, fires: tuple[Fire, ...], moment: Moment, zone: tzinfo, count: int,
           rng: random.Random | None) -> Decision:
     ext = entry.extensions
-    jitter = ext.jitter if ext is not None and ext.jitter else 0.0
-    if jitter:
+    if ext is not None and ext.jitter:
         pick = rng or random.Random()
-        fires = tuple(Fire(f.slot, pick.uniform(0.0, jitter)) for f in fires)
-    new_last = now.astimezone(zone)
-    upcoming = next_run(entry.definition.schedule, new_last, zone=zone)
-    return Decision("fire", fires, meta=_meta(new_last, count + len(fires)),
-                    score=score_for(upcoming, never_run=False, now=now),
+        fires = tuple(Fire(f.slot, pick.uniform(0.0, ext.jitter)) for f in fires)
+    upcoming, score = moment.after(entry.definition.schedule, zone)
+    meta = encode_meta(Meta(moment.local(zone)[1], count + len(fires)))
+    return Decision("fire", fires, meta=meta, score=score,
                     due_at=upcoming.timestamp() if upcoming is not None else None)
 
 

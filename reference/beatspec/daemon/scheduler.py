@@ -47,7 +47,7 @@ from beatspec.daemon.messages import (
     plan_message,
 )
 from beatspec.daemon.metrics import Metrics
-from beatspec.daemon.plan import Decision, decide
+from beatspec.daemon.plan import Decision, Moment, decide
 from beatspec.daemon.statics import ScheduleFileError, StaticSchedule, load_schedule, sync_statics
 from beatspec.findings import Finding, Outcome
 from beatspec.keyspace import Keyspace
@@ -340,7 +340,7 @@ class Scheduler:
         page, a batch at a time: each batch is decided while the server runs the previous
         batch's commit script. Returns the number of members left in the due range, or None
         when the lock turned out not to be ours."""
-        now = datetime.fromtimestamp(now_ts, UTC)
+        moment = Moment(datetime.fromtimestamp(now_ts, UTC))
         size = self.config.batch
         stayed = 0
         running: _Round | None = None
@@ -349,7 +349,7 @@ class Scheduler:
             changes: list[Change] = []
             fires: dict[str, tuple[Decision, _Read]] = {}
             for read in batch:
-                change = self._change_for(read, now, fires)
+                change = self._change_for(read, moment, fires)
                 if change is not None:
                     changes.append(change)
             if running is not None:
@@ -400,9 +400,10 @@ class Scheduler:
         return sum(1 for r in batch.reads
                    if r.member.key not in written or 0 <= written[r.member.key] <= max_score)
 
-    def _change_for(self, read: _Read, now: datetime,
+    def _change_for(self, read: _Read, moment: Moment,
                     fires: dict[str, tuple[Decision, _Read]]) -> Change | None:
         entry = read.loaded
+        now = moment.now
         if read.due_at is not None and read.due_at > now.timestamp():  # still waiting
             self._due_soon = min(self._due_soon, read.due_at)
             self._ahead[entry.key] = read
@@ -411,7 +412,7 @@ class Scheduler:
             assert read.finding is not None
             return self._back_off(entry, now, read.finding, op=read.op)
         try:
-            decision = decide(read.entry, now=now, app_zone=self.app_zone,
+            decision = decide(read.entry, now=moment, app_zone=self.app_zone,
                               stored_score=read.member.score, rng=self.rng)
         except Exception as exc:  # an engine failure stays confined to its entry (RUN-2)
             LOGGER.exception("cannot compute the next run", extra={"key": entry.key})
@@ -464,9 +465,12 @@ class Scheduler:
 
     def _runs(self, fires: dict[str, tuple[Decision, _Read]], now_ts: float
               ) -> list[tuple[float, _Pending]]:
-        """The message of each run (with its jitter delay); those sent at once are encoded."""
+        """The message of each run (with its jitter delay); those sent at once are encoded
+        (or were, when the entry was read ahead)."""
         runs: list[tuple[float, _Pending]] = []
+        fresh: list[tuple[TaskMessage, float, str]] = []  # sent at once, to encode
         publisher = self.publisher
+        now = datetime.fromtimestamp(now_ts, UTC)
         for key, (decision, read) in fires.items():
             prepared = read.prepared
             for fire in decision.fires:
@@ -480,7 +484,8 @@ class Scheduler:
                     plan = read.plan or plan_message(read.entry.definition,
                                                      default_queue=self.config.default_queue)
                     message = plan.message(
-                        now=datetime.fromtimestamp(now_ts + fire.delay, UTC),
+                        now=now if fire.delay <= 0 else
+                        datetime.fromtimestamp(now_ts + fire.delay, UTC),
                         app_zone=self.app_zone, origin=publisher.origin,
                         reply_to=publisher.reply_to)
                 except Exception:  # confined to this run (RUN-2); it was committed: lost
@@ -488,12 +493,16 @@ class Scheduler:
                                      extra={"key": key})
                     self.metrics.publish_errors.inc()
                     continue
-                runs.append((fire.delay, _Pending(message, fire.slot.timestamp(), key)))
-        at_once = [i for i, (delay, run) in enumerate(runs) if delay <= 0 and run.encoded is None]
-        if len(at_once) > 1 and publisher.batching:
-            encoded = publisher.encode([runs[i][1].message for i in at_once])
-            for i, ready in zip(at_once, encoded, strict=True):
-                runs[i] = (0.0, replace(runs[i][1], encoded=ready))
+                if fire.delay > 0:
+                    runs.append((fire.delay, _Pending(message, fire.slot.timestamp(), key)))
+                else:
+                    fresh.append((message, fire.slot.timestamp(), key))
+        if len(fresh) > 1 and publisher.batching:
+            encoded = publisher.encode([message for message, _, _ in fresh])
+            runs += [(0.0, _Pending(message, slot, key, ready))
+                     for (message, slot, key), ready in zip(fresh, encoded, strict=True)]
+        else:
+            runs += [(0.0, _Pending(message, slot, key)) for message, slot, key in fresh]
         return runs
 
     def _send(self, runs: Sequence[tuple[float, _Pending]]) -> None:
