@@ -50,13 +50,13 @@ def setup(redis_ns: Namespace, broker_ns: Namespace, due_at: float
     clock = Clock(due_at - 0.5)
     scheduler = e2e.make_scheduler(redis_ns.url, redis_ns.prefix, broker_ns.url, clock=clock)
     loads: list[int] = []
-    load = scheduler.store.load
+    load_begin = scheduler.store.load_begin
 
     def counted(keys: Any) -> Any:
         loads.append(len(keys))
-        return load(keys)
+        return load_begin(keys)
 
-    scheduler.store.load = counted  # type: ignore[method-assign]
+    scheduler.store.load_begin = counted  # type: ignore[method-assign]
     client = redis_ns.client()
     broker = redis.Redis.from_url(broker_ns.url)
     try:

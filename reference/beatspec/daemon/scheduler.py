@@ -55,6 +55,10 @@ from beatspec.keyspace.scheduling import Change, DueMember, LoadedEntry, Schedul
 
 __all__ = ["Scheduler"]
 
+def _NO_READS() -> list[_Read]:  # noqa: N802 (stands for a finished read)
+    return []
+
+
 #: Batches per page of the due range (one ZRANGEBYSCORE): a page's batches are pipelined.
 _PAGE_BATCHES = 4
 _LEASE = 0.9  # share of the TTL a leader trusts its lock for, counted from sending the command
@@ -222,25 +226,43 @@ class Scheduler:
         seen: set[str] = set()
         previous, self._ahead = self._ahead, {}
         with self.metrics.tick.time():
-            while self.is_leader:
-                page = self.store.due(max_score, offset=offset, count=self._page)
-                fresh = [m for m in page if m.key not in seen]
-                kept = len(page) - len(fresh)
-                if fresh:
-                    stayed = self._handle(self._reads(fresh, previous), now, max_score)
-                    if stayed is None:
-                        return 0.0
-                    kept += stayed
+            page = self.store.due(max_score, offset=offset, count=self._page) \
+                if self.is_leader else []
+            fresh = page
+            reading = self._reads_begin(fresh, previous)
+            try:
+                while True:
+                    current, reading = reading, _NO_READS  # each read is finished once
+                    reads = current()
+                    more = len(page) >= self._page
+                    if more:  # the next page, listed and loaded while this one is handled
+                        # (listed before this page's commits move its members out of the range)
+                        next_page = self.store.due(max_score, offset=offset + len(page),
+                                                   count=self._page)
+                        here = {m.key for m in page}
+                        next_fresh = [m for m in next_page if m.key not in seen
+                                      and m.key not in here]
+                        reading = self._reads_begin(next_fresh, previous)
+                    kept = len(page) - len(fresh)
+                    if reads:
+                        stayed = self._handle(reads, now, max_score)
+                        if stayed is None:
+                            return 0.0
+                        kept += stayed
                     seen.update(m.key for m in fresh)
-                offset += kept
-                if len(page) < self._page:
-                    break
-                if gc.get_count()[0] > _GC_OVERDUE:  # a long backlog: collect between pages
-                    _collect_garbage()
-                if budget is not None and time.monotonic() - started > budget:
-                    return 0.0
-                if time.monotonic() >= self.next_renew and not self.renew():
-                    return 0.0  # a long backlog (--once) keeps the lock between pages
+                    offset += kept
+                    if not more or not self.is_leader:
+                        break
+                    if gc.get_count()[0] > _GC_OVERDUE:  # a long backlog: collect between pages
+                        _collect_garbage()
+                    if budget is not None and time.monotonic() - started > budget:
+                        return 0.0
+                    if time.monotonic() >= self.next_renew and not self.renew():
+                        return 0.0  # a long backlog (--once) keeps the lock between pages
+                    page, fresh = next_page, next_fresh
+            finally:
+                with contextlib.suppress(Exception):  # a next page read but not handled
+                    reading()
             upcoming = self.store.next_score(max_score)
         # reads ahead of a later second are kept for it (a tick that finds nothing due, e.g.
         # when the loop wakes up early to extend the lock, must not throw them away)
@@ -282,6 +304,12 @@ class Scheduler:
     def _reads(self, members: Sequence[DueMember], ahead: dict[str, _Read]) -> list[_Read]:
         """Each member read and decoded: taken from ``ahead`` when it was read there with the
         score it has now, else loaded (one pipelined round trip for the rest)."""
+        return self._reads_begin(members, ahead)()
+
+    def _reads_begin(self, members: Sequence[DueMember], ahead: dict[str, _Read]
+                     ) -> Callable[[], list[_Read]]:
+        """:meth:`_reads`, in two steps: the loads are sent now, and the function returned
+        (to be called exactly once) reads and decodes them."""
         reads: list[_Read | None] = []
         missing: list[DueMember] = []
         for member in members:
@@ -290,16 +318,20 @@ class Scheduler:
                 missing.append(member)
                 read = None
             reads.append(read)
-        if missing:
-            # a member outside the prefix (ZSET-1) is not read: its key may lie in another
-            # Cluster slot, or outside what an ACL user may read
-            name_of = self.store.layout.name_of
-            ours = [m.key for m in missing if name_of(m.key) is not None]
-            loaded = {e.key: e for e in self.store.load(ours)}
+        if not missing:
+            return lambda: [read for read in reads if read is not None]
+        # a member outside the prefix (ZSET-1) is not read: its key may lie in another
+        # Cluster slot, or outside what an ACL user may read
+        name_of = self.store.layout.name_of
+        loading = self.store.load_begin([m.key for m in missing if name_of(m.key) is not None])
+
+        def finish() -> list[_Read]:
+            loaded = {e.key: e for e in loading()}
             fresh = iter([self._read(m, loaded.get(m.key) or LoadedEntry(m.key, False, {}))
                           for m in missing])
             return [read or next(fresh) for read in reads]
-        return [read for read in reads if read is not None]
+
+        return finish
 
     def _read(self, member: DueMember, entry: LoadedEntry) -> _Read:
         """Decode one loaded entry, or say which rule keeps it from running."""

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import redis
 
-from beatspec.keyspace import Layout, _bulk_packed, _can_pipeline, _pack, _Pipelined
+from beatspec.keyspace import Layout, _bulk, _can_pipeline, _pack, _Pipelined
 
 __all__ = [
     "EXTEND_SCRIPT",
@@ -228,6 +228,18 @@ def _pack_changes(token: str, changes: Sequence[Change]) -> bytes:
     return b"".join(parts)
 
 
+def _loaded(keys: Sequence[str], replies: Sequence[Any]) -> list[LoadedEntry]:
+    loaded = []
+    for key, values in zip(keys, replies, strict=True):
+        if isinstance(values, Exception):  # WRONGTYPE: not a hash (ENT-1)
+            loaded.append(LoadedEntry(key, True, {}))
+            continue
+        fields = {name: value for name, value in zip(_FIELDS, values, strict=True)
+                  if value is not None}
+        loaded.append(LoadedEntry(key, bool(fields), fields))
+    return loaded
+
+
 def _text(value: bytes | str) -> str:
     return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value
 
@@ -272,15 +284,31 @@ class ScheduleStore:
 
     def due(self, max_score: int, *, offset: int, count: int) -> list[DueMember]:
         """Members with 0 <= score <= ``max_score``, lowest first, a bounded page of them."""
-        rows = self.client.zrangebyscore(self.layout.schedule_key, 0, max_score,
-                                         start=offset, num=count, withscores=True)
-        return [DueMember(_text(m), float(s)) for m, s in rows]
+        return self._range(0, max_score, offset, count)
 
     def between(self, after: int, until: float, *, offset: int, count: int) -> list[DueMember]:
         """Members with ``after`` < score <= ``until``, lowest first, a bounded page of them."""
-        rows = self.client.zrangebyscore(self.layout.schedule_key, f"({after}", until,
-                                         start=offset, num=count, withscores=True)
-        return [DueMember(_text(m), float(s)) for m, s in rows]
+        return self._range(f"({after}", until, offset, count)
+
+    def _range(self, low: int | str, high: int | float, offset: int, count: int
+               ) -> list[DueMember]:
+        """``ZRANGEBYSCORE … WITHSCORES LIMIT``, parsed by hiredis where possible (redis-py
+        spends a few microseconds of Python per member; a tick lists thousands)."""
+        key = self.layout.schedule_key
+        replies = _bulk(self.client, [("ZRANGEBYSCORE", key, str(low), repr(high), "WITHSCORES",
+                                       "LIMIT", str(offset), str(count))])
+        if replies is None:  # Cluster and other clients
+            rows = self.client.zrangebyscore(key, low, high, start=offset, num=count,
+                                             withscores=True)
+            return [DueMember(_text(m), float(s)) for m, s in rows]
+        [reply] = replies
+        if isinstance(reply, Exception):
+            raise reply
+        if reply and isinstance(reply[0], list):  # RESP3: [member, score] pairs
+            return [DueMember(m.decode("utf-8", "surrogateescape"), float(s)) for m, s in reply]
+        flat = iter(reply)  # RESP2: member, score, member, score, ...
+        return [DueMember(m.decode("utf-8", "surrogateescape"), float(s))
+                for m, s in zip(flat, flat, strict=True)]
 
     def next_score(self, after: int) -> float | None:
         """The lowest score above ``after`` (the peek that sizes the sleep), or None."""
@@ -298,24 +326,37 @@ class ScheduleStore:
         """HMGET definition, meta and extensions of each key, in one pipelined round trip
         (packed by hand and parsed by hiredis where possible: redis-py's pipeline costs ~15 µs
         of Python per command)."""
+        return self.load_begin(keys)()
+
+    def load_begin(self, keys: Sequence[str]) -> Callable[[], list[LoadedEntry]]:
+        """Send the reads of :meth:`load` and return without waiting; the function returned
+        reads the replies and returns what :meth:`load` returns. It must be called exactly once
+        (it gives the connection back); a scheduler reads the next page meanwhile."""
+        if not keys:
+            return list
+        if not _can_pipeline(self.client):  # Cluster and other clients: redis-py's pipeline
+            def pipelined() -> list[LoadedEntry]:
+                pipe = self.client.pipeline(transaction=False)
+                for key in keys:
+                    pipe.hmget(key, *_FIELDS)
+                return _loaded(keys, pipe.execute(raise_on_error=False))
+
+            return pipelined
         payload = b"".join(
             b"*5\r\n$5\r\nHMGET\r\n$%d\r\n%s\r\n" % (len(data), data) + _HMGET_FIELDS
             for data in (key.encode("utf-8", "surrogateescape") for key in keys))
-        replies = _bulk_packed(self.client, payload, len(keys))
-        if replies is None:  # Cluster and other clients: redis-py's own pipeline
-            pipe = self.client.pipeline(transaction=False)
-            for key in keys:
-                pipe.hmget(key, *_FIELDS)
-            replies = pipe.execute(raise_on_error=False)
-        loaded = []
-        for key, values in zip(keys, replies, strict=True):
-            if isinstance(values, Exception):  # WRONGTYPE: not a hash (ENT-1)
-                loaded.append(LoadedEntry(key, True, {}))
-                continue
-            fields = {name: value for name, value in zip(_FIELDS, values, strict=True)
-                      if value is not None}
-            loaded.append(LoadedEntry(key, bool(fields), fields))
-        return loaded
+        connection = _Pipelined(self.client)
+        try:
+            connection.send(payload, len(keys))
+        except BaseException:
+            connection.__exit__(None, None, None)
+            raise
+
+        def finish() -> list[LoadedEntry]:
+            with connection:
+                return _loaded(keys, connection.receive(len(keys)))
+
+        return finish
 
     # ---------------------------------------------------------------------- fenced writes
 
