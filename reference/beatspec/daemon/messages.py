@@ -37,7 +37,7 @@ from beatspec._collector import Collector
 from beatspec._jsontext import make_dumps
 from beatspec.codec import DateTime, Definition
 from beatspec.codec.decode import decode_datetime
-from beatspec.keyspace import _bulk_packed, _can_pipeline, _pack
+from beatspec.keyspace import _can_pipeline, _pack, _Pipelined
 
 __all__ = [
     "DEFAULT_QUEUE",
@@ -479,16 +479,35 @@ class _RedisLane:
              ) -> list[str | None] | None:
         """Send the commands of ``encoded`` in one round trip: one item per message as
         :meth:`Publisher.publish_many` returns them, or None if ``allowed()`` said no."""
+        return self.push_begin(encoded, allowed)()
+
+    def push_begin(self, encoded: Sequence[Encoded], allowed: Callable[[], bool]
+                   ) -> Callable[[], list[str | None] | None]:
+        """:meth:`push` in two steps: the commands are sent now; the function returned (to be
+        called exactly once) reads the broker's replies and returns what :meth:`push` does."""
         for queue in {e.message.queue for e in encoded} - self._declared:
             self._declare(queue)
             self._declared.add(queue)
         commands = [e.command for e in encoded if e.command is not None and e.error is None]
         if not allowed():
-            return None
-        replies = _bulk_packed(self.channel.client, b"".join(commands), len(commands)) or []
-        failed = iter([f"{type(r).__name__}: {r}" if isinstance(r, Exception) else None
-                       for r in replies])
-        return [e.error if e.error is not None else next(failed) for e in encoded]
+            return lambda: None
+        if not commands:
+            return lambda: [e.error for e in encoded]
+        connection = _Pipelined(self.channel.client)
+        try:
+            connection.send(b"".join(commands), len(commands))
+        except BaseException:
+            connection.__exit__(None, None, None)
+            raise
+
+        def finish() -> list[str | None]:
+            with connection:
+                replies = connection.receive(len(commands))
+            failed = iter([f"{type(r).__name__}: {r}" if isinstance(r, Exception) else None
+                           for r in replies])
+            return [e.error if e.error is not None else next(failed) for e in encoded]
+
+        return finish
 
 
 @dataclass(frozen=True, slots=True)
@@ -614,18 +633,36 @@ class Publisher:
         not be built (it was left out). ``allowed()`` is asked right before the batch goes out;
         if it says no, nothing is sent and the result is None. Raises :class:`PublishFailed` if
         the broker did not take the batch: delivery of all of it is uncertain (at most once)."""
+        return self.send_begin(encoded, allowed=allowed)()
+
+    def send_begin(self, encoded: Sequence[Encoded], *, allowed: Callable[[], bool] = lambda: True
+                   ) -> Callable[[], list[str | None] | None]:
+        """:meth:`send` in two steps: the batch goes out now (on the Redis lane), and the
+        function returned (to be called exactly once) waits for the broker's replies and returns
+        what :meth:`send` returns. Either step raises :class:`PublishFailed`."""
         try:
             producer = self._get_producer()
             lane = self._lane
             if lane is not None and all(e.command is not None or e.error is not None
                                         for e in encoded):
-                return lane.push(encoded, allowed)
-            return self._kombu_batch(producer, [e.message for e in encoded], allowed)
+                finish = lane.push_begin(encoded, allowed)
+            else:
+                result = self._kombu_batch(producer, [e.message for e in encoded], allowed)
+                return lambda: result
         except PublishFailed:
             raise
         except Exception as exc:  # kombu raises many types; the runs are lost either way
             self._reset()
             raise PublishFailed(f"{type(exc).__name__}: {exc}") from exc
+
+        def replies() -> list[str | None] | None:
+            try:
+                return finish()
+            except Exception as exc:  # the connection failed: delivery is uncertain
+                self._reset()
+                raise PublishFailed(f"{type(exc).__name__}: {exc}") from exc
+
+        return replies
 
     def _kombu_batch(self, producer: Any, messages: Sequence[TaskMessage],
                      allowed: Callable[[], bool]) -> list[str | None] | None:

@@ -127,6 +127,9 @@ class Scheduler:
         self._invalid: dict[str, tuple[str, int]] = {}  # key -> (fingerprint, attempts)
         self._prune_cursor = 0  # HSCAN cursor of the invalid-entries hash (stale notes)
         self._pending: list[tuple[float, int, _Pending]] = []
+        # a batch sent whose broker replies are not read yet (see _publish_all)
+        self._replies: tuple[Sequence[_Pending], Callable[[], list[str | None] | None]] | None \
+            = None
         self._sequence = itertools.count()
         self._due_soon = math.inf  # the earliest exact due time seen by the current tick
         # Entries read (and decoded) before they fall due, or due later in the current second:
@@ -376,26 +379,29 @@ class Scheduler:
         size = self.config.batch
         stayed = 0
         running: _Round | None = None
-        for start in range(0, len(reads), size):
-            batch = reads[start:start + size]
-            changes: list[Change] = []
-            fires: dict[str, tuple[Decision, _Read]] = {}
-            for read in batch:
-                change = self._change_for(read, moment, fires)
-                if change is not None:
-                    changes.append(change)
+        try:
+            for start in range(0, len(reads), size):
+                batch = reads[start:start + size]
+                changes: list[Change] = []
+                fires: dict[str, tuple[Decision, _Read]] = {}
+                for read in batch:
+                    change = self._change_for(read, moment, fires)
+                    if change is not None:
+                        changes.append(change)
+                if running is not None:
+                    kept = self._complete(running, now_ts, max_score)
+                    if kept is None:
+                        return None
+                    stayed += kept
+                running = self._begin(batch, changes, fires, now_ts)
             if running is not None:
                 kept = self._complete(running, now_ts, max_score)
                 if kept is None:
                     return None
                 stayed += kept
-            running = self._begin(batch, changes, fires, now_ts)
-        if running is not None:
-            kept = self._complete(running, now_ts, max_score)
-            if kept is None:
-                return None
-            stayed += kept
-        return stayed
+            return stayed
+        finally:
+            self._published()  # the last batch's broker replies
 
     def _begin(self, reads: Sequence[_Read], changes: list[Change],
                fires: dict[str, tuple[Decision, _Read]], now_ts: float) -> _Round:
@@ -428,7 +434,7 @@ class Scheduler:
                 self._due_soon = min(self._due_soon, now_ts)
                 continue
             written[key] = -1.0 if change.op == "D" else float(change.score)
-        self._send([(delay, run) for delay, run in batch.runs if run.key in fires])
+        self._send([(delay, run) for delay, run in batch.runs if run.key in fires], wait=False)
         return sum(1 for r in batch.reads
                    if r.member.key not in written or 0 <= written[r.member.key] <= max_score)
 
@@ -537,7 +543,7 @@ class Scheduler:
             runs += [(0.0, _Pending(message, slot, key)) for message, slot, key in fresh]
         return runs
 
-    def _send(self, runs: Sequence[tuple[float, _Pending]]) -> None:
+    def _send(self, runs: Sequence[tuple[float, _Pending]], *, wait: bool = True) -> None:
         """Publish the runs due now; queue the jittered ones."""
         at = time.monotonic()
         now: list[_Pending] = []
@@ -546,7 +552,7 @@ class Scheduler:
                 heapq.heappush(self._pending, (at + delay, next(self._sequence), pending))
             else:
                 now.append(pending)
-        self._publish_all(now)
+        self._publish_all(now, wait=wait)
 
     def flush_pending(self) -> None:
         """Publish jittered runs whose delay has passed."""
@@ -555,10 +561,13 @@ class Scheduler:
             due.append(heapq.heappop(self._pending)[2])
         self._publish_all(due)
 
-    def _publish_all(self, runs: Sequence[_Pending]) -> None:
+    def _publish_all(self, runs: Sequence[_Pending], *, wait: bool = True) -> None:
         """Publish runs in one round trip when the broker allows it (kombu's Redis transport),
         else one by one; either way only while the lease is valid, checked right before the
-        messages go out."""
+        messages go out. With ``wait=False`` the broker's replies to a batch are read later
+        (:meth:`_published`), by the next call or at the end of the tick: a tick decides its
+        next batch meanwhile."""
+        self._published()
         if len(runs) < 2 or not self.publisher.batching:
             for pending in runs:
                 self._publish(pending)
@@ -569,7 +578,24 @@ class Scheduler:
             return
         try:
             encoded = [p.encoded or self.publisher.encode([p.message])[0] for p in runs]
-            errors = self.publisher.send(encoded, allowed=self._lease_valid)
+            replies = self.publisher.send_begin(encoded, allowed=self._lease_valid)
+        except PublishFailed as exc:
+            for pending in runs:
+                self._lost(pending, exc)
+            return
+        self._replies = (runs, replies)
+        if wait:
+            self._published()
+
+    def _published(self) -> None:
+        """Read the broker's replies to the batch last sent, if not read yet, and count its
+        runs sent or lost."""
+        if self._replies is None:
+            return
+        runs, replies = self._replies
+        self._replies = None
+        try:
+            errors = replies()
         except PublishFailed as exc:
             for pending in runs:
                 self._lost(pending, exc)
