@@ -604,11 +604,13 @@ class Scheduler:
             for pending in runs:
                 self._not_sent(pending)
             return
+        sent: list[_Pending] = []
         for pending, error in zip(runs, errors, strict=True):
             if error is None:
-                self._sent(pending)
+                sent.append(pending)
             else:
                 self._lost(pending, error)
+        self._count_sent(sent)
 
     def _publish(self, pending: _Pending) -> None:
         if not self._lease_valid():
@@ -632,9 +634,16 @@ class Scheduler:
                      extra={"key": pending.key, "task_id": pending.message.task_id})
 
     def _sent(self, pending: _Pending) -> None:
-        self.fired += 1
-        self.metrics.fires.inc()
-        self.metrics.lateness.observe(max(self.clock() - pending.slot, 0.0))
+        self._count_sent((pending,))
+
+    def _count_sent(self, runs: Sequence[_Pending]) -> None:
+        if not runs:
+            return
+        self.fired += len(runs)
+        self.metrics.fires.inc(len(runs))
+        now, observe = self.clock(), self.metrics.lateness.observe
+        for pending in runs:
+            observe(max(now - pending.slot, 0.0))
 
     # --------------------------------------------------------------------------- statics
 
