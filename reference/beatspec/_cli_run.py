@@ -289,6 +289,9 @@ def run_command(**kwargs: Any) -> None:
          help="Lock key  [default: PREFIX + ':lock']")
 @click.option("--count", default=10, show_default=True, type=click.IntRange(0, 10_000),
               help="How many upcoming entries to list.")
+@click.option("--invalid", "invalid_limit", default=100, show_default=True,
+              type=click.IntRange(0, 100_000), metavar="N",
+              help="How many invalid entries to list (the count covers all of them).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
 @connection_options
@@ -305,5 +308,5 @@ def status_command(**kwargs: Any) -> None:
         click.echo(f"error: {exc}", err=True)
         sys.exit(3)
     store = ScheduleStore(client, layout_for(kwargs["prefix"], kwargs["lock_key"]))
-    status = read_status(store, count=kwargs["count"])
+    status = read_status(store, count=kwargs["count"], invalid_limit=kwargs["invalid_limit"])
     click.echo(status.to_json() if kwargs["fmt"] == "json" else render_text(status))

@@ -144,8 +144,13 @@ def connect(url: str, options: ConnectionOptions | None = None) -> Any:
     except redis.ResponseError as exc:
         raise ConnectionFailed(f"Redis at {redact(url)} refused: {exc}") from None
     except (redis.RedisError, RedisClusterException, OSError) as exc:
-        raise ConnectionFailed(f"cannot reach Redis at {redact(url)}: "
-                               f"{_safe(str(exc), options)}") from None
+        text = _safe(str(exc), options)
+        if options.cluster and "Cluster mode is not enabled" in text:
+            # redis-py says so too when the server is a Cluster node but the user may not run
+            # CLUSTER SLOTS, which it sends to learn the topology
+            text += (" (--cluster: the server is not a Cluster node, or the user lacks "
+                     "'+cluster|slots' in its ACL)")
+        raise ConnectionFailed(f"cannot reach Redis at {redact(url)}: {text}") from None
     return client
 
 

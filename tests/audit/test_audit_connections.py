@@ -600,6 +600,8 @@ def test_cluster_connection_failures_exit_3(servers: Any, closed_port: int) -> N
         assert PASSWORD not in run.text and "wr0ng" not in run.text, (what, run)
         assert "internal error" not in run.err, (what, run)
         assert run.code == 3, (what, run)
+    # redis-py reports "Cluster mode is not enabled" for the missing permission as well
+    assert "'+cluster|slots'" in runs["no CLUSTER SLOTS"].err, runs["no CLUSTER SLOTS"]
 
 
 # -- exit codes and options -----------------------------------------------------------------------

@@ -45,16 +45,12 @@ T = TypeVar("T")
 
 def wait_for(predicate: Callable[[], T], what: str, timeout: float = 20.0,
              interval: float = 0.05) -> T:
-    """Poll ``predicate`` until it returns something truthy; fail with ``what`` after
-    ``timeout`` seconds (generous: the tests check correctness, never speed)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(interval)
+    """conftest's ``wait_until`` with a longer default ``timeout`` (generous: the end-to-end
+    tests check correctness, never speed)."""
+    from daemon_kit import wait_until  # conftest, registered under this name
+
+    result: T = wait_until(predicate, timeout=timeout, interval=interval, what=what)
+    return result
 
 
 def amqp_unavailable(url: str = AMQP_URL) -> str | None:

@@ -277,6 +277,10 @@ def test_status_text_and_json(daemons: DaemonFactory, redis_ns: Namespace) -> No
     upcoming = text.split("next due\n", 1)[1].split("\n\n", 1)[0].splitlines()
     assert len(upcoming) == 2 and all(prefix in line for line in upcoming)
     assert f"{prefix}bad  [DEF-4]" in text and "hint:" in text
+    assert "... and" not in text
+    fewer = _status(redis_ns, "--invalid", "0")
+    assert f"{prefix}bad  [DEF-4]" not in fewer and "... and 1 more (--invalid N" in fewer
+    assert json.loads(_status(redis_ns, "--format", "json", "--invalid", "0"))["invalid"] == []
     assert daemon.stop() == 0
     client.set(prefix + ":lock", "redbeat-token", px=10_000)
     assert "another scheduler (RedBeat?), token redbeat-token" in _status(redis_ns)

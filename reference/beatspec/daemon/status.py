@@ -95,7 +95,8 @@ def render_text(status: SchedulerStatus) -> str:
             when = item["in_seconds"]
             rel = f"in {when:.0f} s" if when >= 0 else f"{-when:.0f} s overdue"
             lines.append(f"  {item['due'][:19]}Z  {rel:>16}  {item['key']}")
-    if status.invalid:
+    more = c["invalid"] - len(status.invalid)
+    if status.invalid or more > 0:
         lines.append("")
         lines.append("invalid (backed off, never fired)")
         for item in status.invalid:
@@ -106,4 +107,6 @@ def render_text(status: SchedulerStatus) -> str:
                 lines.append(f"      hint: {item['hint']}")
             if item.get("retry_at"):
                 lines.append(f"      retried at {item['retry_at'][:19]}Z")
+        if more > 0:
+            lines.append(f"  ... and {more} more (--invalid N lists up to N)")
     return "\n".join(lines)
