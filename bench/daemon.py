@@ -590,7 +590,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true",
                         help="smoke test: 1,000 entries everywhere, 10 s windows, 1 repeat")
     parser.add_argument("--fire-count", type=int, default=10_000, help="(a) due entries")
-    parser.add_argument("--repeat", type=int, default=3, help="(a) runs; the fastest counts")
+    parser.add_argument("--repeat", type=int, default=5, help="(a) runs; the fastest counts")
     parser.add_argument("--lateness-count", type=int, default=100_000, help="(b) entries")
     parser.add_argument("--rate", type=int, default=0,
                         help="(b) entries due per second (default: 1%% of the entries)")
