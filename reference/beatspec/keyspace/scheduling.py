@@ -481,6 +481,8 @@ class ScheduleStore:
     def invalid(self, count: int = 1000) -> dict[str, str]:
         """The entries the scheduler backed off as invalid (key -> JSON note), at most ``count``."""
         found: dict[str, str] = {}
+        if count <= 0:
+            return found
         for key, value in self.client.hscan_iter(self.layout.invalid_key, count=100):
             found[_text(key)] = _text(value)
             if len(found) >= count:
