@@ -237,6 +237,16 @@ def origin_of(pid: int) -> str:
 # ------------------------------------------------------------------------------ in-process daemon
 
 
+class Clock:
+    """A settable clock for a scheduler (``make_scheduler(..., clock=Clock(t))``)."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def make_scheduler(redis_url: str, prefix: str, broker_url: str, **config: Any) -> Scheduler:
     """A beatspec Scheduler on ``prefix`` at ``redis_url``, publishing to ``broker_url``."""
     clock = config.pop("clock", time.time)

@@ -30,12 +30,7 @@ from daemon_kit import interval, messages, run_count, wait_until, write_entry  #
 EVERY = 60.0
 
 
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+Clock = e2e.Clock
 
 
 @pytest.fixture
