@@ -2,7 +2,7 @@
 
 The leader reads the members scored at the next due time while it waits for it, so that at the
 due time only deciding, committing and publishing are left. What it read may change before
-then; the commit's fingerprint check (RUN-4) refuses a write based on a stale read, and the entry
+then; the commit's compare-and-set (RUN-4) refuses a write based on a stale read, and the entry
 is read again at once. These tests drive one in-process scheduler with a clock of their own.
 """
 

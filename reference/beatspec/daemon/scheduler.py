@@ -133,7 +133,7 @@ class Scheduler:
         self._sequence = itertools.count()
         self._due_soon = math.inf  # the earliest exact due time seen by the current tick
         # Entries read (and decoded) before they fall due, or due later in the current second:
-        # a tick uses them instead of reading again. The commit's fingerprint check (RUN-4)
+        # a tick uses them instead of reading again. The commit's compare-and-set (RUN-4)
         # makes a stale one harmless: its write is refused and it is read again.
         self._ahead: dict[str, _Read] = {}
         # due members are listed a page at a time, and committed a batch at a time

@@ -1,8 +1,8 @@
 """What a scheduler does to a keyspace: the lock, the due index, and fenced writes (spec §10, §11).
 
 Every write a scheduler makes goes through a Lua script that first compares the lock key with the
-scheduler's token (LOCK-4) and then, per entry, compares a fingerprint of the entry as it was read
-with the entry as it is now: a writer's change made between the read and the write wins, and the
+scheduler's token (LOCK-4) and then, per entry, compares the entry's fields as they were read with
+the fields as they are now: a writer's change made between the read and the write wins, and the
 scheduler looks at the entry again on its next tick. All keys a script touches are passed in KEYS,
 so with a hash-tag prefix (``{redbeat}:``) every script runs in one Cluster slot.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import redis
@@ -49,21 +49,24 @@ return 1
 """
 
 # KEYS: lock, schedule, invalid, then the entry key of each change that is not a 'b'
-# ARGV: token, then 5 per change: op, member, fingerprint, a, b
+# ARGV: token, then 8 per change: op, member, present, definition, meta, extensions, a, b
+#       (the three fields as read, '' when absent; present: '1'/'0' for each of them)
 # ops:  M = meta a + score b   Z = score b   B = back off: score b, invalid[member] = a
 #       D = delete the entry (ZREM + DEL)
 #       b = back off a member that names no key under the prefix (ZSET-1): its key may lie
 #           in another Cluster slot, so it is not touched; only the index and the note are
-# Scores are written with ZADD XX: a member a writer removed meanwhile is not re-added. The
-# invalid-entries hash is written with pcall: a foreign value there must not stop a tick (RUN-2).
+# The fields are compared as strings (Lua interns them: equal strings are one object), which
+# costs the server a fraction of hashing them. Scores are written with ZADD XX: a member a
+# writer removed meanwhile is not re-added. The invalid-entries hash is written with pcall: a
+# foreign value there must not stop a tick (RUN-2).
 # Returns -1 when the token does not match (nothing written), else one 1/0 per change
 # (0: the entry changed since it was read, nothing written for it).
 _COMMIT_SCRIPT = """
 if redis.call('get', KEYS[1]) ~= ARGV[1] then return -1 end
 local done = {}
 local k = 4
-for j = 2, #ARGV, 5 do
-  local op, member, fp, a, b = ARGV[j], ARGV[j + 1], ARGV[j + 2], ARGV[j + 3], ARGV[j + 4]
+for j = 2, #ARGV, 8 do
+  local op, member, a, b = ARGV[j], ARGV[j + 1], ARGV[j + 6], ARGV[j + 7]
   if op == 'b' then
     if redis.call('zscore', KEYS[2], member) then
       redis.call('zadd', KEYS[2], b, member)
@@ -75,8 +78,10 @@ for j = 2, #ARGV, 5 do
     k = k + 1
     local f = redis.pcall('hmget', key, 'definition', 'meta', 'extensions')
     if f['err'] then f = {false, false, false} end
-    local now = redis.sha1hex((f[1] or '') .. '\\0' .. (f[2] or '') .. '\\0' .. (f[3] or ''))
-    if now ~= fp then
+    if (f[2] or '') ~= ARGV[j + 4] or (f[1] or '') ~= ARGV[j + 3]
+        or (f[3] or '') ~= ARGV[j + 5]
+        or (f[1] and '1' or '0') .. (f[2] and '1' or '0') .. (f[3] and '1' or '0')
+           ~= ARGV[j + 2] then
       done[#done + 1] = 0
     else
       if op == 'M' then
@@ -162,7 +167,8 @@ _HMGET_FIELDS = b"".join(b"$%d\r\n%s\r\n" % (len(f), f.encode()) for f in _FIELD
 
 
 def fingerprint(definition: bytes | None, meta: bytes | None, extensions: bytes | None) -> str:
-    """The SHA-1 the commit script compares: the three fields joined by NUL, absent = empty."""
+    """A SHA-1 of the three fields joined by NUL, absent = empty: tells apart two versions of an
+    entry (a scheduler logs an invalid entry once per version)."""
     return hashlib.sha1(
         (definition or b"") + b"\0" + (meta or b"") + b"\0" + (extensions or b""),
         usedforsecurity=False,
@@ -179,17 +185,25 @@ class DueMember:
 
 @dataclass(frozen=True, slots=True)
 class LoadedEntry:
-    """An entry's fields as read for a tick (``None``: absent), and their fingerprint."""
+    """An entry's fields as read for a tick (``None``: absent); the commit script compares
+    them with the fields as they are then (RUN-4)."""
 
     key: str
     exists: bool
     fields: Mapping[str, bytes]
-    #: computed when read (an entry read ahead is committed later: the work is done by then)
-    fingerprint: str = field(init=False)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "fingerprint", fingerprint(
-            *(self.fields.get(name) for name in _FIELDS)))
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(*(self.fields.get(name) for name in _FIELDS))
+
+    def as_read(self) -> tuple[bytes, bytes, bytes, bytes]:
+        """What the commit script compares: which fields were present ('1'/'0' each), and the
+        three values ('' when absent)."""
+        got = self.fields
+        definition, meta, extensions = (got.get("definition"), got.get("meta"),
+                                        got.get("extensions"))
+        present = b"%d%d%d" % (definition is not None, meta is not None, extensions is not None)
+        return present, definition or b"", meta or b"", extensions or b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,16 +229,19 @@ class StaticEntry:
 
 
 def _pack_changes(token: str, changes: Sequence[Change]) -> bytes:
-    """The commit script's arguments as RESP bulk strings: the token, then five per change
+    """The commit script's arguments as RESP bulk strings: the token, then eight per change
     (one format per change: a batch has thousands of arguments)."""
     parts = [b"$%d\r\n%s\r\n" % (len(t), t) for t in (token.encode("utf-8"),)]
     for change in changes:
         key = change.entry.key.encode("utf-8", "surrogateescape")
         value = (change.meta or change.note).encode("utf-8", "surrogateescape")
         score = repr(change.score).encode("ascii")
-        parts.append(b"$1\r\n%s\r\n$%d\r\n%s\r\n$40\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (
-            change.op.encode("ascii"), len(key), key, change.entry.fingerprint.encode("ascii"),
-            len(value), value, len(score), score))
+        present, definition, meta, extensions = change.entry.as_read()
+        parts.append(b"$1\r\n%s\r\n$%d\r\n%s\r\n$3\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n"
+                     b"$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (
+                         change.op.encode("ascii"), len(key), key, present,
+                         len(definition), definition, len(meta), meta,
+                         len(extensions), extensions, len(value), value, len(score), score))
     return b"".join(parts)
 
 
@@ -377,15 +394,15 @@ class ScheduleStore:
         keys = [layout.lock_key, layout.schedule_key, layout.invalid_key]
         keys += [change.entry.key for change in changes if change.op != "b"]
 
-        def args() -> list[str | int | float]:
-            words: list[str | int | float] = [token]
+        def args() -> list[str | bytes | int | float]:
+            words: list[str | bytes | int | float] = [token]
             for change in changes:
-                words += [change.op, change.entry.key, change.entry.fingerprint,
+                words += [change.op, change.entry.key, *change.entry.as_read(),
                           change.meta or change.note, change.score]
             return words
 
         finish = self._evalsha_begin(self._commit, keys, args,
-                                     packed=(1 + 5 * len(changes), _pack_changes(token, changes)))
+                                     packed=(1 + 8 * len(changes), _pack_changes(token, changes)))
 
         def result() -> list[bool] | None:
             flags = finish()
@@ -393,12 +410,12 @@ class ScheduleStore:
 
         return result
 
-    def _evalsha(self, script: Any, keys: Sequence[str], args: Sequence[str | int | float]
+    def _evalsha(self, script: Any, keys: Sequence[str], args: Sequence[str | bytes | int | float]
                  ) -> Any:
         return self._evalsha_begin(script, keys, lambda: args)()
 
     def _evalsha_begin(self, script: Any, keys: Sequence[str],
-                       args: Callable[[], Sequence[str | int | float]], *,
+                       args: Callable[[], Sequence[str | bytes | int | float]], *,
                        packed: tuple[int, bytes] | None = None) -> Callable[[], Any]:
         """Send a registered script, packed by hand (a commit carries thousands of arguments:
         redis-py packs each in Python), with ``packed`` = (count, RESP bulk strings) standing
@@ -408,7 +425,7 @@ class ScheduleStore:
         if not keys or not _can_pipeline(self.client):
             return lambda: script(keys=keys, args=args())
         if packed is None:
-            values = [a if isinstance(a, str) else repr(a) for a in args()]
+            values = [a if isinstance(a, str | bytes) else repr(a) for a in args()]
             packed = (len(values), _pack(tuple(values))[len(b"*%d\r\n" % len(values)):])
         head = _pack((b"EVALSHA", script.sha, str(len(keys)), *keys))
         count = 3 + len(keys) + packed[0]
