@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import json
 import os
 import re
 import socket
@@ -366,7 +367,15 @@ class _RedisLane:
         self._declare = declare
         self._declared: set[str] = set()
         self._dumps: Any = importlib.import_module("kombu.serialization").dumps
-        self._json = make_dumps(importlib.import_module("kombu.utils.json").JSONEncoder())
+        encoder = importlib.import_module("kombu.utils.json").JSONEncoder()
+        self._json = make_dumps(encoder)
+        # a JSON string alone, as the encoder writes string values (checked on a probe)
+        self._string: Callable[[str], str] = (
+            json.encoder.encode_basestring_ascii if encoder.ensure_ascii
+            else json.encoder.encode_basestring)
+        probe = "é\u2028\"'\\ <x>/\x00"
+        if self._string(probe) != self._json(probe):
+            self._string = self._json
         self._keys: dict[tuple[str, Any], str] = {}  # (queue, priority) -> list key
         # (shape key, origin, reply_to) -> its template (None: messages encoded in full)
         self._templates: dict[tuple[str, Any, Any], _Template | None] = {}
@@ -439,10 +448,11 @@ class _RedisLane:
                 self._templates[slot] = template
             if template is not None:
                 channel = self.channel
-                json = self._json
+                string = self._string
                 body = channel.encode_body(plan.encoded[2], channel.body_encoding)[0]
-                text = template.text.format(message.task_id, uuid4_text(), json(plan.argsrepr),
-                                            json(plan.kwargsrepr), json(body))
+                text = template.text.format(message.task_id, uuid4_text(),
+                                            string(plan.argsrepr), string(plan.kwargsrepr),
+                                            string(body))
                 data = text.encode("utf-8", "surrogateescape")
                 return b"%s$%d\r\n%s\r\n" % (template.head, len(data), data)
         key, payload = self.entry(message)
@@ -463,8 +473,9 @@ class _RedisLane:
             return None
         key, text = self.entry(message, tag=tag)
         channel = self.channel
-        holes = [task_id, tag, self._json(argsrepr), self._json(kwargsrepr),
-                 self._json(channel.encode_body(payload, channel.body_encoding)[0])]
+        string = self._string
+        holes = [task_id, tag, string(argsrepr), string(kwargsrepr),
+                 string(channel.encode_body(payload, channel.body_encoding)[0])]
         parts = re.split("(" + "|".join(re.escape(h) for h in holes) + ")", text)
         found = [holes.index(part) for part in parts[1::2]]
         if sorted(found) != [0, 0, 0, 1, 2, 3, 4]:
