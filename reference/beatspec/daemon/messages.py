@@ -38,7 +38,7 @@ from beatspec._collector import Collector
 from beatspec._jsontext import make_dumps
 from beatspec.codec import DateTime, Definition
 from beatspec.codec.decode import decode_datetime
-from beatspec.keyspace import _can_pipeline, _pack, _Pipelined
+from beatspec.keyspace import _bulk_begin, _can_pipeline, _pack
 
 __all__ = [
     "DEFAULT_QUEUE",
@@ -504,16 +504,11 @@ class _RedisLane:
             return lambda: None
         if not commands:
             return lambda: [e.error for e in encoded]
-        connection = _Pipelined(self.channel.client)
-        try:
-            connection.send(b"".join(commands), len(commands))
-        except BaseException:
-            connection.__exit__(None, None, None)
-            raise
+        receive = _bulk_begin(self.channel.client, b"".join(commands), len(commands))
+        assert receive is not None  # the lane exists only where the client can pipeline
 
         def finish() -> list[str | None]:
-            with connection:
-                replies = connection.receive(len(commands))
+            replies = receive()
             failed = iter([f"{type(r).__name__}: {r}" if isinstance(r, Exception) else None
                            for r in replies])
             return [e.error if e.error is not None else next(failed) for e in encoded]

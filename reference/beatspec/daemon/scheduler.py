@@ -55,10 +55,6 @@ from beatspec.keyspace.scheduling import Change, DueMember, LoadedEntry, Schedul
 
 __all__ = ["Scheduler"]
 
-def _NO_READS() -> list[_Read]:  # noqa: N802 (stands for a finished read)
-    return []
-
-
 #: Batches per page of the due range (one ZRANGEBYSCORE): a page's batches are pipelined.
 _PAGE_BATCHES = 4
 _LEASE = 0.9  # share of the TTL a leader trusts its lock for, counted from sending the command
@@ -235,7 +231,7 @@ class Scheduler:
             reading = self._reads_begin(fresh, previous)
             try:
                 while True:
-                    current, reading = reading, _NO_READS  # each read is finished once
+                    current, reading = reading, list  # each read is finished once
                     reads = current()
                     more = len(page) >= self._page
                     if more:  # the next page, listed and loaded while this one is handled
@@ -380,7 +376,7 @@ class Scheduler:
         stayed = 0
         running: _Round | None = None
         try:
-            for start in range(0, len(reads), size):
+            for start in range(0, len(reads) + size, size):
                 batch = reads[start:start + size]
                 changes: list[Change] = []
                 fires: dict[str, tuple[Decision, _Read]] = {}
@@ -388,19 +384,19 @@ class Scheduler:
                     change = self._change_for(read, moment, fires)
                     if change is not None:
                         changes.append(change)
-                if running is not None:
-                    kept = self._complete(running, now_ts, max_score)
+                if running is not None:  # the previous batch, decided and committed before
+                    finished, running = running, None
+                    kept = self._complete(finished, now_ts, max_score)
                     if kept is None:
                         return None
                     stayed += kept
-                running = self._begin(batch, changes, fires, now_ts)
-            if running is not None:
-                kept = self._complete(running, now_ts, max_score)
-                if kept is None:
-                    return None
-                stayed += kept
+                if batch:
+                    running = self._begin(batch, changes, fires, now_ts)
             return stayed
         finally:
+            if running is not None:  # left by an error: give its connection back
+                with contextlib.suppress(Exception):
+                    running.finish()
             self._published()  # the last batch's broker replies
 
     def _begin(self, reads: Sequence[_Read], changes: list[Change],

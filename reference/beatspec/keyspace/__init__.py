@@ -6,7 +6,7 @@ locks, so the layout is written down once.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -113,13 +113,30 @@ def _bulk(client: Any, commands: list[tuple[bytes | str, ...]]) -> list[Any] | N
 
 def _bulk_packed(client: Any, payload: bytes, count: int) -> list[Any] | None:
     """Send ``count`` packed commands at once and read their replies (see :func:`_bulk`)."""
+    finish = _bulk_begin(client, payload, count)
+    return None if finish is None else finish()
+
+
+def _bulk_begin(client: Any, payload: bytes, count: int) -> Callable[[], list[Any]] | None:
+    """:func:`_bulk_packed` in two steps: the commands are sent now, on a pooled connection of
+    their own; the function returned (to be called exactly once: it gives the connection back)
+    reads the replies. The caller works meanwhile. None when the client cannot pipeline."""
     if not _can_pipeline(client):
         return None
     if not count:
-        return []
-    with _Pipelined(client) as connection:
+        return list
+    connection = _Pipelined(client)
+    try:
         connection.send(payload, count)
-        return connection.receive(count)
+    except BaseException:
+        connection.__exit__(None, None, None)
+        raise
+
+    def finish() -> list[Any]:
+        with connection:
+            return connection.receive(count)
+
+    return finish
 
 
 def _can_pipeline(client: Any) -> bool:

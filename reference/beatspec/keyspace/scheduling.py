@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import redis
 
-from beatspec.keyspace import Layout, _bulk, _can_pipeline, _pack, _Pipelined
+from beatspec.keyspace import Layout, _bulk, _bulk_begin, _can_pipeline, _pack
 
 __all__ = [
     "EXTEND_SCRIPT",
@@ -349,31 +349,20 @@ class ScheduleStore:
         """Send the reads of :meth:`load` and return without waiting; the function returned
         reads the replies and returns what :meth:`load` returns. It must be called exactly once
         (it gives the connection back); a scheduler reads the next page meanwhile."""
-        if not keys:
-            return list
-        if not _can_pipeline(self.client):  # Cluster and other clients: redis-py's pipeline
-            def pipelined() -> list[LoadedEntry]:
-                pipe = self.client.pipeline(transaction=False)
-                for key in keys:
-                    pipe.hmget(key, *_FIELDS)
-                return _loaded(keys, pipe.execute(raise_on_error=False))
-
-            return pipelined
         payload = b"".join(
             b"*5\r\n$5\r\nHMGET\r\n$%d\r\n%s\r\n" % (len(data), data) + _HMGET_FIELDS
             for data in (key.encode("utf-8", "surrogateescape") for key in keys))
-        connection = _Pipelined(self.client)
-        try:
-            connection.send(payload, len(keys))
-        except BaseException:
-            connection.__exit__(None, None, None)
-            raise
+        finish = _bulk_begin(self.client, payload, len(keys))
+        if finish is not None:
+            return lambda: _loaded(keys, finish())
 
-        def finish() -> list[LoadedEntry]:
-            with connection:
-                return _loaded(keys, connection.receive(len(keys)))
+        def pipelined() -> list[LoadedEntry]:  # Cluster and other clients: redis-py's pipeline
+            pipe = self.client.pipeline(transaction=False)
+            for key in keys:
+                pipe.hmget(key, *_FIELDS)
+            return _loaded(keys, pipe.execute(raise_on_error=False))
 
-        return finish
+        return pipelined
 
     # ---------------------------------------------------------------------- fenced writes
 
@@ -430,16 +419,11 @@ class ScheduleStore:
         head = _pack((b"EVALSHA", script.sha, str(len(keys)), *keys))
         count = 3 + len(keys) + packed[0]
         payload = b"*%d\r\n" % count + head[head.index(b"\r\n") + 2:] + packed[1]
-        connection = _Pipelined(self.client)
-        try:
-            connection.send(payload, 1)
-        except BaseException:
-            connection.__exit__(None, None, None)
-            raise
+        receive = _bulk_begin(self.client, payload, 1)
+        assert receive is not None  # the client can pipeline (checked above)
 
         def finish() -> Any:
-            with connection:
-                [reply] = connection.receive(1)
+            [reply] = receive()
             if isinstance(reply, Exception):
                 if str(reply).startswith("NOSCRIPT"):
                     return script(keys=keys, args=args())
